@@ -1,0 +1,237 @@
+package node
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicedb/sluice/store"
+)
+
+// Client is one connection's session: its protocol version, authentication,
+// transaction and tracking state. A protocol server creates it with Connect
+// and calls Exec for each command, from one goroutine at a time.
+type Client struct {
+	n       *Node
+	conn    Conn
+	id      int64
+	addr    string
+	laddr   string
+	created time.Time
+
+	lastActive atomic.Int64 // Unix ms of the last command
+	killed     atomic.Bool
+
+	mu      sync.Mutex // guards the fields CLIENT LIST reads from other clients
+	name    string
+	libName string
+	libVer  string
+	lastCmd string
+
+	proto  int
+	authed bool
+
+	// The command being run.
+	w       Writer
+	failed  bool         // the handler replied with an error
+	locks   *store.Locks // shards held for a multi-key command or EXEC, else nil
+	lockBuf store.Locks
+	keys    [][]byte // scratch: the keys of the command
+	lower   []byte   // scratch: the lower-cased command name
+	num     []byte   // scratch: number formatting
+
+	multi   *multiState
+	watches []watch
+	track   trackState
+}
+
+// Connect registers a new client of a protocol server. conn may be nil for a
+// client with no connection (the embedded API). It fails with ErrMaxClients
+// when maxclients are connected.
+func (n *Node) Connect(conn Conn, addr, laddr string) (*Client, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return nil, ErrClosed
+	}
+	if conn != nil && len(n.clients) >= n.Limits().MaxClients {
+		n.stats.rejectedConns.Add(1)
+		return nil, ErrMaxClients
+	}
+	c := n.newClient(conn, addr, laddr)
+	if conn != nil {
+		n.clients[c.id] = c
+		n.stats.totalConns.Add(1)
+	}
+	return c, nil
+}
+
+func (n *Node) newClient(conn Conn, addr, laddr string) *Client {
+	c := &Client{
+		n:       n,
+		conn:    conn,
+		id:      n.nextID.Add(1),
+		addr:    addr,
+		laddr:   laddr,
+		created: time.Now(),
+		proto:   2,
+		authed:  *n.pass.Load() == "",
+	}
+	c.lastActive.Store(time.Now().UnixMilli())
+	return c
+}
+
+// ID is the client's id (CLIENT ID).
+func (c *Client) ID() int64 { return c.id }
+
+// Disconnect unregisters the client; the protocol server calls it when the
+// connection ends.
+func (c *Client) Disconnect() {
+	c.n.tracking.forget(c)
+	c.n.mu.Lock()
+	delete(c.n.clients, c.id)
+	c.n.mu.Unlock()
+}
+
+// Exec runs one command and writes its reply to w. It reports whether the
+// connection should be closed after the reply is flushed (QUIT, CLIENT KILL of
+// itself).
+func (c *Client) Exec(w Writer, args [][]byte) (closeConn bool) {
+	if len(args) == 0 {
+		return false
+	}
+	c.w = w
+	c.lastActive.Store(time.Now().UnixMilli())
+	cmd, ok := c.lookup(args)
+	if !ok {
+		c.flagMulti()
+		return false
+	}
+	if !c.authed && cmd.Flags&flagNoAuth == 0 {
+		c.flagMulti()
+		c.reject(cmd, errNoAuth)
+		return false
+	}
+	if c.multi != nil && cmd.Flags&flagNoMulti == 0 {
+		if cmd.Flags&flagDenyOOM != 0 && c.n.overMemory() {
+			c.flagMulti()
+			c.reject(cmd, errOOM)
+			return false
+		}
+		c.multi.queue = append(c.multi.queue, queued{cmd: cmd, args: copyArgs(args)})
+		w.SimpleString("QUEUED")
+		return false
+	}
+	c.call(cmd, args)
+	return c.killed.Load()
+}
+
+// lookup finds the command (or subcommand) and checks its arity, replying
+// with Redis's errors when either is wrong.
+func (c *Client) lookup(args [][]byte) (*Command, bool) {
+	c.lower = appendLower(c.lower[:0], args[0])
+	cmd := commands[string(c.lower)]
+	if cmd == nil {
+		c.n.stats.unknownCommand()
+		c.w.Error(unknownCommandError(args))
+		return nil, false
+	}
+	if cmd.sub != nil {
+		if len(args) < 2 {
+			c.reject(cmd, arityError(cmd))
+			return nil, false
+		}
+		c.lower = appendLower(c.lower[:0], args[1])
+		sub := cmd.sub[string(c.lower)]
+		if sub == nil {
+			c.reject(cmd, "ERR unknown subcommand '"+truncate(string(args[1]), 128)+"'. Try "+strings.ToUpper(cmd.Name)+" HELP.")
+			return nil, false
+		}
+		cmd = sub
+	}
+	if (cmd.Arity > 0 && len(args) != cmd.Arity) || len(args) < -cmd.Arity {
+		c.reject(cmd, arityError(cmd))
+		return nil, false
+	}
+	return cmd, true
+}
+
+// call runs a command now, holding the shard locks of all its keys when it
+// has several, and accounts for it.
+func (c *Client) call(cmd *Command, args [][]byte) {
+	start := time.Now()
+	c.failed = false
+	if c.locks == nil && cmd.keyCount(len(args)) > 1 {
+		c.keys = cmd.appendKeys(c.keys[:0], args)
+		c.n.store.LockKeys(&c.lockBuf, c.keys)
+		c.locks = &c.lockBuf
+		defer func() { c.locks = nil; c.lockBuf.Unlock() }()
+	}
+	if c.track.on && cmd.Flags&flagReadonly != 0 {
+		c.trackRead(cmd, args)
+	}
+	cmd.Handler(c, args)
+	if cmd.Flags&flagWrite != 0 && c.n.tracking.active() {
+		c.n.tracking.invalidateKeys(c, cmd, args)
+	}
+	if c.track.caching != 0 && c.multi == nil && cmd.Name != "client" && cmd.parent == nil {
+		c.track.caching = 0
+	}
+	c.n.stats.record(cmd, time.Since(start), c.failed)
+	if c.lastCmdIs(cmd) {
+		return
+	}
+	c.mu.Lock()
+	c.lastCmd = cmd.fullName
+	c.mu.Unlock()
+}
+
+func (c *Client) lastCmdIs(cmd *Command) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lastCmd == cmd.fullName
+}
+
+// reject answers a command that was refused before it ran.
+func (c *Client) reject(cmd *Command, msg string) {
+	c.n.stats.reject(cmd)
+	c.w.Error(msg)
+}
+
+// err writes an error reply and marks the command as failed.
+func (c *Client) err(msg string) {
+	c.failed = true
+	c.w.Error(msg)
+}
+
+func copyArgs(args [][]byte) [][]byte {
+	size := 0
+	for _, a := range args {
+		size += len(a)
+	}
+	buf := make([]byte, 0, size)
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		buf = append(buf, a...)
+		out[i] = buf[len(buf)-len(a) : len(buf) : len(buf)]
+	}
+	return out
+}
+
+func appendLower(dst, s []byte) []byte {
+	for _, b := range s {
+		if 'A' <= b && b <= 'Z' {
+			b += 'a' - 'A'
+		}
+		dst = append(dst, b)
+	}
+	return dst
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

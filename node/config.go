@@ -1,0 +1,63 @@
+package node
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/sluicedb/sluice/store"
+)
+
+// Config is everything a node needs; the zero value is a working single node.
+// Each field mirrors a flag of the sluice binary (see cmd/sluice).
+type Config struct {
+	// NodeName identifies the node; a random hex id when empty.
+	NodeName string
+	// MaxMemory is the store's memory limit in bytes; 0 = unlimited.
+	MaxMemory int64
+	// MaxMemoryPolicy is a Redis eviction policy name; empty = allkeys-lfu.
+	MaxMemoryPolicy string
+	// RequirePass, when set, makes clients AUTH before any other command.
+	RequirePass string
+	// Shards is the store's shard count (power of two); 0 = 256.
+	Shards int
+
+	Limits Limits
+
+	// Logger receives the node's logs; slog.Default() when nil.
+	Logger *slog.Logger
+	// Clock drives expiry and rate limits; the system's monotonic clock when nil.
+	Clock store.Clock
+}
+
+// Limits protect the node from clients. They can be changed at run time
+// (CONFIG SET) and protocol servers read them for every connection.
+type Limits struct {
+	// MaxClients is the most connections served at once (maxclients); 0 = 10000.
+	MaxClients int
+	// ProtoMaxBulkLen is the largest bulk string a client may send
+	// (proto-max-bulk-len); 0 = 512 MiB.
+	ProtoMaxBulkLen int64
+	// MaxArgs is the most arguments one command may have; 0 = 1048576.
+	MaxArgs int
+	// OutputBufferLimit is how many reply bytes may wait for a client that does
+	// not read before it is disconnected; 0 = 64 MiB.
+	OutputBufferLimit int64
+	// IdleTimeout closes connections idle this long (timeout); 0 = never.
+	IdleTimeout time.Duration
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxClients == 0 {
+		l.MaxClients = 10000
+	}
+	if l.ProtoMaxBulkLen == 0 {
+		l.ProtoMaxBulkLen = 512 << 20
+	}
+	if l.MaxArgs == 0 {
+		l.MaxArgs = 1 << 20
+	}
+	if l.OutputBufferLimit == 0 {
+		l.OutputBufferLimit = 64 << 20
+	}
+	return l
+}

@@ -1,0 +1,173 @@
+// Package node is an embeddable Sluice node: it owns the store and the one
+// command table, runs commands for clients of any protocol, and manages the
+// lifecycle of the protocol servers attached to it.
+//
+// A node never parses a wire protocol. Protocol servers (wire/resp) call
+// Connect for each client and Client.Exec for each command, and implement
+// Writer for the replies; a Go program can skip them and call Do.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicedb/sluice/store"
+)
+
+// ErrClosed is returned by calls on a node after Close.
+var ErrClosed = errors.New("node: closed")
+
+// ErrMaxClients is returned by Connect when maxclients connections are open.
+var ErrMaxClients = errors.New("ERR max number of clients reached")
+
+// Node is one Sluice node.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	clock  store.Clock
+	store  *store.Store
+	id     string
+	start  time.Time
+	limits atomic.Pointer[Limits]
+	pass   atomic.Pointer[string]
+
+	mu      sync.Mutex
+	clients map[int64]*Client
+	servers []Server
+	nextID  atomic.Int64
+	closed  bool
+
+	stats    stats
+	tracking tracking
+	stop     chan struct{}
+	done     sync.WaitGroup
+}
+
+// New creates a node with an empty store. It serves nothing until Start.
+func New(cfg Config) (*Node, error) {
+	policy := store.AllKeysLFU
+	if cfg.MaxMemoryPolicy != "" {
+		p, err := store.ParsePolicy(cfg.MaxMemoryPolicy)
+		if err != nil {
+			return nil, err
+		}
+		policy = p
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		clock:   cfg.Clock,
+		start:   time.Now(),
+		clients: make(map[int64]*Client),
+		stop:    make(chan struct{}),
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	if n.clock == nil {
+		n.clock = store.NewSystemClock()
+	}
+	n.id = cfg.NodeName
+	if n.id == "" {
+		var b [20]byte
+		_, _ = rand.Read(b[:])
+		n.id = hex.EncodeToString(b[:])
+	}
+	limits := cfg.Limits.withDefaults()
+	n.limits.Store(&limits)
+	pass := cfg.RequirePass
+	n.pass.Store(&pass)
+	n.stats.init()
+	n.tracking.init()
+	n.store = store.New(store.Config{
+		Shards:    cfg.Shards,
+		MaxMemory: cfg.MaxMemory,
+		Policy:    policy,
+		Clock:     n.clock,
+		Slot:      keySlot,
+		OnRemove:  n.tracking.invalidateRemoved,
+	})
+	return n, nil
+}
+
+// ID is the node's name (random when Config.NodeName was empty).
+func (n *Node) ID() string { return n.id }
+
+// Limits returns the client limits now in force.
+func (n *Node) Limits() Limits { return *n.limits.Load() }
+
+// Attach adds a protocol server; Start serves it and Close stops it.
+func (n *Node) Attach(s Server) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.servers = append(n.servers, s)
+}
+
+// Start runs the background work (active expiry) and every attached server.
+// It returns at once; a server that fails is logged.
+func (n *Node) Start() {
+	n.done.Add(1)
+	go n.expireLoop()
+	n.mu.Lock()
+	servers := append([]Server(nil), n.servers...)
+	n.mu.Unlock()
+	for _, s := range servers {
+		n.done.Add(1)
+		go func() {
+			defer n.done.Done()
+			if err := s.Serve(); err != nil {
+				n.log.Error("server stopped", "addr", s.Addr(), "err", err)
+			}
+		}()
+	}
+}
+
+// expireLoop removes expired keys in the background, as Redis's active expiry
+// does: ten cycles a second, more while a cycle finds many expired keys.
+func (n *Node) expireLoop() {
+	defer n.done.Done()
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.store.ExpireCycle()
+		}
+	}
+}
+
+// Close stops the servers (they drain their connections), then the
+// background work. It waits until ctx ends at the latest.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	servers := n.servers
+	n.mu.Unlock()
+	var errs []error
+	for _, s := range servers {
+		if err := s.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	close(n.stop)
+	finished := make(chan struct{})
+	go func() { n.done.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		errs = append(errs, ctx.Err())
+	}
+	return errors.Join(errs...)
+}
