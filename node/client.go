@@ -30,7 +30,13 @@ type Client struct {
 	lastCmd string
 
 	proto  int
+	resp3  atomic.Bool // proto == 3, for pushes sent from other goroutines
 	authed bool
+
+	replyOff bool // CLIENT REPLY OFF
+	skipNext bool // CLIENT REPLY SKIP: silence the next command
+	out      Writer
+	discard  discardWriter
 
 	// The command being run.
 	w       Writer
@@ -40,6 +46,7 @@ type Client struct {
 	keys    [][]byte // scratch: the keys of the command
 	lower   []byte   // scratch: the lower-cased command name
 	num     []byte   // scratch: number formatting
+	scratch []byte   // scratch: a value copied out of the store
 
 	multi   *multiState
 	watches []watch
@@ -101,7 +108,13 @@ func (c *Client) Exec(w Writer, args [][]byte) (closeConn bool) {
 	if len(args) == 0 {
 		return false
 	}
+	c.out = w
 	c.w = w
+	if c.replyOff || c.skipNext {
+		c.discard.out = w
+		c.w = &c.discard
+	}
+	c.skipNext = false
 	c.lastActive.Store(time.Now().UnixMilli())
 	cmd, ok := c.lookup(args)
 	if !ok {
@@ -113,12 +126,12 @@ func (c *Client) Exec(w Writer, args [][]byte) (closeConn bool) {
 		c.reject(cmd, errNoAuth)
 		return false
 	}
+	if cmd.Flags&flagDenyOOM != 0 && c.n.overMemory() {
+		c.flagMulti()
+		c.reject(cmd, errOOM)
+		return false
+	}
 	if c.multi != nil && cmd.Flags&flagNoMulti == 0 {
-		if cmd.Flags&flagDenyOOM != 0 && c.n.overMemory() {
-			c.flagMulti()
-			c.reject(cmd, errOOM)
-			return false
-		}
 		c.multi.queue = append(c.multi.queue, queued{cmd: cmd, args: copyArgs(args)})
 		w.SimpleString("QUEUED")
 		return false
@@ -133,8 +146,9 @@ func (c *Client) lookup(args [][]byte) (*Command, bool) {
 	c.lower = appendLower(c.lower[:0], args[0])
 	cmd := commands[string(c.lower)]
 	if cmd == nil {
-		c.n.stats.unknownCommand()
-		c.w.Error(unknownCommandError(args))
+		msg := unknownCommandError(args)
+		c.n.stats.errorReply(msg)
+		c.w.Error(msg)
 		return nil, false
 	}
 	if cmd.sub != nil {
@@ -196,13 +210,23 @@ func (c *Client) lastCmdIs(cmd *Command) bool {
 // reject answers a command that was refused before it ran.
 func (c *Client) reject(cmd *Command, msg string) {
 	c.n.stats.reject(cmd)
+	c.n.stats.errorReply(msg)
 	c.w.Error(msg)
 }
 
 // err writes an error reply and marks the command as failed.
 func (c *Client) err(msg string) {
 	c.failed = true
+	c.n.stats.errorReply(msg)
 	c.w.Error(msg)
+}
+
+// releaseScratch drops a large scratch buffer so one big value does not stay
+// pinned by an idle connection.
+func (c *Client) releaseScratch() {
+	if cap(c.scratch) > 64<<10 {
+		c.scratch = nil
+	}
 }
 
 func copyArgs(args [][]byte) [][]byte {
@@ -235,3 +259,23 @@ func truncate(s string, n int) string {
 	}
 	return s
 }
+
+// discardWriter swallows replies (CLIENT REPLY OFF and SKIP) but still
+// switches the protocol of the real writer.
+type discardWriter struct{ out Writer }
+
+func (d *discardWriter) SimpleString(string)     {}
+func (d *discardWriter) Error(string)            {}
+func (d *discardWriter) Int(int64)               {}
+func (d *discardWriter) Bulk([]byte)             {}
+func (d *discardWriter) BulkString(string)       {}
+func (d *discardWriter) Null()                   {}
+func (d *discardWriter) NullArray()              {}
+func (d *discardWriter) Array(int)               {}
+func (d *discardWriter) Map(int)                 {}
+func (d *discardWriter) Set(int)                 {}
+func (d *discardWriter) Double(float64)          {}
+func (d *discardWriter) Bool(bool)               {}
+func (d *discardWriter) Verbatim(string, []byte) {}
+func (d *discardWriter) Push(int)                {}
+func (d *discardWriter) SetProtocol(v int)       { d.out.SetProtocol(v) }

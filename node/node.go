@@ -8,15 +8,20 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicedb/sluice/ring"
 	"github.com/sluicedb/sluice/store"
 )
 
@@ -42,6 +47,10 @@ type Node struct {
 	servers []Server
 	nextID  atomic.Int64
 	closed  bool
+
+	maxMemory atomic.Int64
+	policy    atomic.Uint32 // a store.Policy
+	ready     atomic.Bool
 
 	stats    stats
 	tracking tracking
@@ -84,13 +93,15 @@ func New(cfg Config) (*Node, error) {
 	pass := cfg.RequirePass
 	n.pass.Store(&pass)
 	n.stats.init()
-	n.tracking.init()
+	n.tracking.init(n.client)
+	n.maxMemory.Store(cfg.MaxMemory)
+	n.policy.Store(uint32(policy))
 	n.store = store.New(store.Config{
 		Shards:    cfg.Shards,
 		MaxMemory: cfg.MaxMemory,
 		Policy:    policy,
 		Clock:     n.clock,
-		Slot:      keySlot,
+		Slot:      ring.KeySlot,
 		OnRemove:  n.tracking.invalidateRemoved,
 	})
 	return n, nil
@@ -126,7 +137,11 @@ func (n *Node) Start() {
 			}
 		}()
 	}
+	n.ready.Store(true)
 }
+
+// Ready reports whether the node is serving (between Start and Close).
+func (n *Node) Ready() bool { return n.ready.Load() }
 
 // expireLoop removes expired keys in the background, as Redis's active expiry
 // does: ten cycles a second, more while a cycle finds many expired keys.
@@ -153,6 +168,7 @@ func (n *Node) Close(ctx context.Context) error {
 		return nil
 	}
 	n.closed = true
+	n.ready.Store(false)
 	servers := n.servers
 	n.mu.Unlock()
 	var errs []error
@@ -170,4 +186,68 @@ func (n *Node) Close(ctx context.Context) error {
 		errs = append(errs, ctx.Err())
 	}
 	return errors.Join(errs...)
+}
+
+// SetMaxMemory changes the memory limit (CONFIG SET maxmemory), evicting at
+// once if the store is over it.
+func (n *Node) SetMaxMemory(bytes int64) {
+	n.maxMemory.Store(bytes)
+	n.store.SetMaxMemory(bytes)
+}
+
+// overMemory reports whether writes that grow memory must be refused now: the
+// store is over maxmemory and the policy may not evict.
+func (n *Node) overMemory() bool {
+	max := n.maxMemory.Load()
+	return max > 0 && store.Policy(n.policy.Load()) == store.NoEviction && n.store.Stats().Memory > max
+}
+
+// updateLimits changes the client limits atomically.
+func (n *Node) updateLimits(change func(*Limits)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	l := *n.limits.Load()
+	change(&l)
+	l = l.withDefaults()
+	n.limits.Store(&l)
+}
+
+// port is the TCP port of the first attached server, for INFO.
+func (n *Node) port() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, s := range n.servers {
+		addr := s.Addr()
+		if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+			p, _ := strconv.Atoi(addr[i+1:])
+			return p
+		}
+	}
+	return 0
+}
+
+// client returns the connected client with the id, or nil.
+func (n *Node) client(id int64) *Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.clients[id]
+}
+
+// clientCount is the number of connected clients.
+func (n *Node) clientCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.clients)
+}
+
+// clientsSorted returns the connected clients by id.
+func (n *Node) clientsSorted() []*Client {
+	n.mu.Lock()
+	out := make([]*Client, 0, len(n.clients))
+	for _, c := range n.clients {
+		out = append(out, c)
+	}
+	n.mu.Unlock()
+	slices.SortFunc(out, func(a, b *Client) int { return cmp.Compare(a.id, b.id) })
+	return out
 }

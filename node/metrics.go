@@ -1,0 +1,65 @@
+package node
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Collector returns the node's Prometheus metrics: commands and their
+// latency by name, keys, memory, evictions, expirations, keyspace hits and
+// misses, and clients. Register it on any registry; the numbers are the ones
+// INFO reports.
+func (n *Node) Collector() prometheus.Collector { return (*collector)(n) }
+
+type collector Node
+
+var (
+	descCommands   = prometheus.NewDesc("sluice_commands_total", "Commands processed, by command.", []string{"command"}, nil)
+	descFailed     = prometheus.NewDesc("sluice_command_errors_total", "Commands that replied with an error, by command.", []string{"command"}, nil)
+	descRejected   = prometheus.NewDesc("sluice_commands_rejected_total", "Commands refused before running (arity, auth, OOM), by command.", []string{"command"}, nil)
+	descKeys       = prometheus.NewDesc("sluice_keys", "Keys in the store.", nil, nil)
+	descExpires    = prometheus.NewDesc("sluice_keys_with_ttl", "Keys with a time to live.", nil, nil)
+	descMemory     = prometheus.NewDesc("sluice_memory_used_bytes", "Memory accounted against maxmemory.", nil, nil)
+	descMaxMemory  = prometheus.NewDesc("sluice_memory_max_bytes", "The maxmemory limit (0 = none).", nil, nil)
+	descEvicted    = prometheus.NewDesc("sluice_evicted_keys_total", "Keys evicted to stay under maxmemory.", nil, nil)
+	descExpired    = prometheus.NewDesc("sluice_expired_keys_total", "Keys removed because their TTL passed.", nil, nil)
+	descHits       = prometheus.NewDesc("sluice_keyspace_hits_total", "Reads that found their key.", nil, nil)
+	descMisses     = prometheus.NewDesc("sluice_keyspace_misses_total", "Reads that did not find their key.", nil, nil)
+	descClients    = prometheus.NewDesc("sluice_connected_clients", "Client connections open now.", nil, nil)
+	descConns      = prometheus.NewDesc("sluice_connections_total", "Client connections accepted.", nil, nil)
+	descRejectConn = prometheus.NewDesc("sluice_connections_rejected_total", "Client connections refused by maxclients.", nil, nil)
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCommands, descFailed, descRejected, descKeys, descExpires, descMemory, descMaxMemory, descEvicted, descExpired, descHits, descMisses, descClients, descConns, descRejectConn} {
+		ch <- d
+	}
+	c.stats.latency.Describe(ch)
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	n := (*Node)(c)
+	for cmd, s := range n.stats.perCmd {
+		if calls := s.calls.Load(); calls > 0 || s.rejected.Load() > 0 {
+			ch <- prometheus.MustNewConstMetric(descCommands, prometheus.CounterValue, float64(calls), cmd.fullName)
+			ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.failed.Load()), cmd.fullName)
+			ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.rejected.Load()), cmd.fullName)
+		}
+	}
+	c.stats.latency.Collect(ch)
+	st := n.store.Stats()
+	gauge := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	counter := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge(descKeys, st.Keys)
+	gauge(descExpires, st.Expires)
+	gauge(descMemory, st.Memory)
+	gauge(descMaxMemory, n.maxMemory.Load())
+	counter(descEvicted, st.Evicted)
+	counter(descExpired, st.Expired)
+	counter(descHits, n.stats.hits.Load())
+	counter(descMisses, n.stats.misses.Load())
+	gauge(descClients, int64(n.clientCount()))
+	counter(descConns, n.stats.totalConns.Load())
+	counter(descRejectConn, n.stats.rejectedConns.Load())
+}

@@ -1,0 +1,101 @@
+package node
+
+import (
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// stats are the node's counters, kept with atomics beside what they count.
+// INFO and the Prometheus collector read the same numbers.
+type stats struct {
+	totalConns    atomic.Int64
+	rejectedConns atomic.Int64
+	hits          atomic.Int64
+	misses        atomic.Int64
+	commands      atomic.Int64
+	errorReplies  atomic.Int64
+
+	perCmd  map[*Command]*cmdStats // built once; read without locks
+	latency *prometheus.HistogramVec
+
+	errMu  sync.Mutex
+	errors map[string]int64 // error replies by prefix (errorstats)
+}
+
+type cmdStats struct {
+	calls    atomic.Int64
+	usec     atomic.Int64
+	rejected atomic.Int64
+	failed   atomic.Int64
+	latency  prometheus.Observer
+}
+
+func (s *stats) init() {
+	s.errors = make(map[string]int64)
+	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_command_duration_seconds",
+		Help:    "Time to run a command, by command.",
+		Buckets: []float64{1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1, 1},
+	}, []string{"command"})
+	s.perCmd = make(map[*Command]*cmdStats)
+	add := func(c *Command) {
+		s.perCmd[c] = &cmdStats{latency: s.latency.WithLabelValues(c.fullName)}
+	}
+	for _, c := range commands {
+		add(c)
+		for _, sub := range c.sub {
+			add(sub)
+		}
+	}
+}
+
+// record accounts for a command that ran.
+func (s *stats) record(cmd *Command, d time.Duration, failed bool) {
+	cs := s.perCmd[cmd]
+	cs.calls.Add(1)
+	cs.usec.Add(d.Microseconds())
+	cs.latency.Observe(d.Seconds())
+	s.commands.Add(1)
+	if failed {
+		cs.failed.Add(1)
+	}
+}
+
+// reject accounts for a command refused before it ran.
+func (s *stats) reject(cmd *Command) {
+	s.perCmd[cmd].rejected.Add(1)
+}
+
+// reset zeroes the counters (CONFIG RESETSTAT).
+func (s *stats) reset() {
+	for _, cs := range s.perCmd {
+		cs.calls.Store(0)
+		cs.usec.Store(0)
+		cs.rejected.Store(0)
+		cs.failed.Store(0)
+	}
+	s.totalConns.Store(0)
+	s.rejectedConns.Store(0)
+	s.hits.Store(0)
+	s.misses.Store(0)
+	s.commands.Store(0)
+	s.errorReplies.Store(0)
+	s.errMu.Lock()
+	clear(s.errors)
+	s.errMu.Unlock()
+}
+
+// errorReply counts an error reply by its prefix, for INFO errorstats.
+func (s *stats) errorReply(msg string) {
+	s.errorReplies.Add(1)
+	prefix, _, _ := strings.Cut(msg, " ")
+	s.errMu.Lock()
+	if _, ok := s.errors[prefix]; ok || len(s.errors) < 128 {
+		s.errors[prefix]++
+	}
+	s.errMu.Unlock()
+}
