@@ -54,6 +54,7 @@ type Node struct {
 
 	stats    stats
 	tracking tracking
+	embedded *sync.Pool // sessions for Do
 	stop     chan struct{}
 	done     sync.WaitGroup
 }
@@ -94,6 +95,7 @@ func New(cfg Config) (*Node, error) {
 	n.pass.Store(&pass)
 	n.stats.init()
 	n.tracking.init(n.client)
+	n.embedded = n.embeddedClients()
 	n.maxMemory.Store(cfg.MaxMemory)
 	n.policy.Store(uint32(policy))
 	n.store = store.New(store.Config{
