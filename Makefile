@@ -1,0 +1,78 @@
+# Sluice's developer and CI entry points. `make help` lists the targets.
+
+GO           ?= go
+PKGS         ?= ./...
+# go test -timeout for `make test`: a hung test fails the run instead of CI's clock.
+TEST_TIMEOUT ?= 10m
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME     ?= 10s
+# `make bench`: which benchmarks (-bench regexp) and for how long each.
+BENCH        ?= .
+BENCHTIME    ?= 1s
+
+# Where `go install` puts staticcheck.
+GOBIN := $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)
+
+.PHONY: help run build test test-deps lint fuzz bench clean
+
+help:
+	@echo 'make run     build and start one node on 127.0.0.1:6379 (admin HTTP on 127.0.0.1:9121)'
+	@echo 'make build   build bin/sluice'
+	@echo 'make test    install missing test tools (Debian: redis-server, redis-tools, gcc), go vet, go test -race'
+	@echo 'make lint    gofmt, go vet, staticcheck'
+	@echo 'make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME))'
+	@echo 'make bench   run the benchmarks with -benchmem (BENCH=regexp, BENCHTIME=$(BENCHTIME))'
+	@echo 'make clean   remove bin/'
+
+build:
+	$(GO) build -o bin/sluice ./cmd/sluice
+
+run: build
+	./bin/sluice
+
+# The tests compare Sluice's replies with redis-server's and drive it with
+# redis-cli and redis-benchmark, and -race needs cgo, so a C compiler. Where
+# they are missing (a fresh Debian CI image, as root; elsewhere through sudo),
+# install them.
+test-deps:
+	@missing=; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null && command -v redis-benchmark >/dev/null || missing="$$missing redis-tools"; \
+	command -v gcc >/dev/null || missing="$$missing gcc libc6-dev"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing$$missing"; \
+		if ! command -v apt-get >/dev/null; then \
+			echo "make test needs:$$missing; install them with your package manager" >&2; exit 1; \
+		fi; \
+		sudo=; [ "$$(id -u)" -eq 0 ] || sudo="sudo -n"; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing </dev/null; \
+	fi
+
+test: test-deps
+	$(GO) vet $(PKGS)
+	$(GO) test -race -timeout $(TEST_TIMEOUT) $(PKGS)
+
+lint:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
+	if [ -n "$$out" ]; then echo "gofmt -w these files:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	@[ -x "$(GOBIN)/staticcheck" ] || $(GO) install honnef.co/go/tools/cmd/staticcheck@latest
+	"$(GOBIN)/staticcheck" $(PKGS)
+
+# Each package's fuzz targets are found with `go test -list`, so a new target
+# is fuzzed without editing this file. Fuzzing needs one target per run.
+fuzz:
+	@set -e; for pkg in $$($(GO) list $(PKGS)); do \
+		list=$$($(GO) test -list '^Fuzz' $$pkg); \
+		for target in $$(echo "$$list" | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+clean:
+	rm -rf bin
