@@ -1,6 +1,10 @@
 package node
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Collector returns the node's Prometheus metrics: commands and their
 // latency by name, keys, memory, evictions, expirations, keyspace hits and
@@ -24,11 +28,12 @@ var (
 	descMisses     = prometheus.NewDesc("sluice_keyspace_misses_total", "Reads that did not find their key.", nil, nil)
 	descClients    = prometheus.NewDesc("sluice_connected_clients", "Client connections open now.", nil, nil)
 	descConns      = prometheus.NewDesc("sluice_connections_total", "Client connections accepted.", nil, nil)
+	descRate       = prometheus.NewDesc("sluice_ratelimit_decisions_total", "Rate-limit decisions, by command and result (allowed, limited).", []string{"command", "result"}, nil)
 	descRejectConn = prometheus.NewDesc("sluice_connections_rejected_total", "Client connections refused by maxclients.", nil, nil)
 )
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCommands, descFailed, descRejected, descKeys, descExpires, descMemory, descMaxMemory, descEvicted, descExpired, descHits, descMisses, descClients, descConns, descRejectConn} {
+	for _, d := range []*prometheus.Desc{descCommands, descFailed, descRejected, descKeys, descExpires, descMemory, descMaxMemory, descEvicted, descExpired, descHits, descMisses, descClients, descConns, descRejectConn, descRate} {
 		ch <- d
 	}
 	c.stats.latency.Describe(ch)
@@ -62,4 +67,11 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descClients, int64(n.clientCount()))
 	counter(descConns, n.stats.totalConns.Load())
 	counter(descRejectConn, n.stats.rejectedConns.Load())
+	for _, r := range []struct {
+		cmd    string
+		counts *[2]atomic.Int64
+	}{{"cl.throttle", &n.rates.throttle}, {"rl.take", &n.rates.take}, {"api", &n.rates.api}} {
+		ch <- prometheus.MustNewConstMetric(descRate, prometheus.CounterValue, float64(r.counts[0].Load()), r.cmd, "allowed")
+		ch <- prometheus.MustNewConstMetric(descRate, prometheus.CounterValue, float64(r.counts[1].Load()), r.cmd, "limited")
+	}
 }

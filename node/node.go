@@ -53,6 +53,7 @@ type Node struct {
 	ready     atomic.Bool
 
 	stats    stats
+	rates    rateStats
 	tracking tracking
 	embedded *sync.Pool // sessions for Do
 	stop     chan struct{}
