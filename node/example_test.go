@@ -64,3 +64,17 @@ func ExampleNode_Throttle() {
 	// 200 0
 	// 429 0
 }
+
+// Fetch loads a value once however many callers ask for it at the same time,
+// and serves it stale while one background refresh runs.
+func ExampleNode_Fetch() {
+	n, _ := node.New(node.Config{})
+	defer n.Close(context.Background())
+	slowDatabase := func(ctx context.Context) ([]byte, error) {
+		time.Sleep(10 * time.Millisecond)
+		return []byte("row 42"), nil
+	}
+	v, err := n.Fetch(context.Background(), "user:42", slowDatabase, node.FetchOptions{Fresh: time.Minute, Stale: time.Hour})
+	fmt.Println(string(v), err)
+	// Output: row 42 <nil>
+}

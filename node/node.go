@@ -54,6 +54,8 @@ type Node struct {
 
 	stats    stats
 	rates    rateStats
+	leaseSeq atomic.Uint64 // the last lease token handed out
+	fills    fillWaiters
 	tracking tracking
 	embedded *sync.Pool // sessions for Do
 	stop     chan struct{}
