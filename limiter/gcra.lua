@@ -127,7 +127,8 @@ else
   end
 end
 
--- remaining divides whole microseconds, as redis-cell does.
+-- remaining divides whole microseconds, as redis-cell does, but never
+-- reports more than the limit.
 local remaining = 0
 local room = tolerance - reset
 if room > 0 then
@@ -137,6 +138,7 @@ if room > 0 then
   else
     remaining = math.floor(room / interval)
   end
+  remaining = math.min(remaining, limit)
 end
 
 return {limited, limit, remaining, retry, seconds(reset)}

@@ -15,15 +15,17 @@ import "math"
 //     the duration's millisecond part is non-zero, so 2.0005 s is 2 and a
 //     refusal due in under 1 ms has retry_after 0.
 //   - remaining is (tolerance-reset_after)/interval with both truncated to
-//     whole microseconds first, as redis-cell divides them; it can differ by
-//     one from the nanosecond quotient when the interval is not a whole
-//     number of microseconds.
+//     whole microseconds first, as redis-cell divides them. When the interval
+//     is not a whole number of microseconds this can report more tokens than
+//     the bucket holds: one more for slow rates, several for intervals of a
+//     few microseconds.
 //   - A quantity above max_burst+1 is refused with retry_after -1; quantity
 //     0 reads without taking.
 //
 // Where redis-cell misbehaves Sluice does not: negative arguments and
 // parameters that overflow its arithmetic are errors (it runs with them,
-// granting or refusing everything), remaining is never negative, and for
+// granting or refusing everything), remaining is never negative nor above
+// the limit (redis-cell's microsecond division can exceed it), and for
 // intervals under a microsecond, where redis-cell divides by zero and
 // answers remaining 9223372036854775807, remaining is the nanosecond
 // quotient.
@@ -103,7 +105,7 @@ func (t Throttle) Apply(s State, now int64) (Reply, Decision) {
 	r := Reply{
 		Limited:    d.Limited,
 		Limit:      t.limit.capacity,
-		Remaining:  cellRemaining(t.limit.tolerance-d.ResetAfter, t.limit.interval),
+		Remaining:  min(cellRemaining(t.limit.tolerance-d.ResetAfter, t.limit.interval), t.limit.capacity),
 		RetryAfter: -1,
 		ResetAfter: cellSeconds(d.ResetAfter),
 	}
