@@ -1,5 +1,14 @@
 package store
 
+import (
+	"errors"
+	"math/bits"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
 // Policy is what the store evicts when a write would exceed MaxMemory.
 type Policy uint8
 
@@ -15,145 +24,235 @@ const (
 	NoEviction
 )
 
+var policyNames = [...]string{
+	AllKeysLFU:     "allkeys-lfu",
+	AllKeysLRU:     "allkeys-lru",
+	AllKeysRandom:  "allkeys-random",
+	VolatileLFU:    "volatile-lfu",
+	VolatileLRU:    "volatile-lru",
+	VolatileRandom: "volatile-random",
+	VolatileTTL:    "volatile-ttl",
+	NoEviction:     "noeviction",
+}
+
+// ErrPolicy is returned by ParsePolicy for a name that is no policy.
+var ErrPolicy = errors.New("store: unknown eviction policy")
+
 // ParsePolicy maps a Redis policy name ("allkeys-lfu", "noeviction", ...) to a Policy.
-func ParsePolicy(name string) (Policy, error) { panic("unimplemented") }
+// Case is ignored, as Redis's CONFIG SET ignores it.
+func ParsePolicy(name string) (Policy, error) {
+	for p, n := range policyNames {
+		if strings.EqualFold(name, n) {
+			return Policy(p), nil
+		}
+	}
+	return 0, ErrPolicy
+}
 
 // String returns the Redis name of p.
-func (p Policy) String() string { panic("unimplemented") }
+func (p Policy) String() string {
+	if int(p) < len(policyNames) {
+		return policyNames[p]
+	}
+	return "Policy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// volatile reports whether p evicts only keys with an expiry.
+func (p Policy) volatile() bool { return p >= VolatileLFU && p <= VolatileTTL }
+
+// DefaultShards is the number of shards of a zero Config.
+const DefaultShards = 256
+
+// MaxShards bounds Config.Shards, so that a Locks is a fixed bitmap.
+const MaxShards = 1024
 
 // Config sets up a Store. The zero value is usable: 256 shards, no memory
 // limit, AllKeysLFU, the system clock, every key in slot 0.
+//
+// More shards mean less lock contention and smaller pauses when a shard's
+// table grows, at the cost of a few hundred bytes each and of whole-keyspace
+// calls (Scan, Flush, LockAll) touching more locks. Shards is rounded up to a
+// power of two and capped at MaxShards.
 type Config struct {
-	Shards    int              // power of two
-	MaxMemory int64            // bytes of accounted memory; 0 = unlimited
+	Shards    int   // power of two
+	MaxMemory int64 // bytes of accounted memory; 0 = unlimited
 	Policy    Policy
 	Clock     Clock
 	Slot      func(key []byte) uint16 // the cluster slot stored with each entry
 	// OnRemove, when set, is called with the key of every entry the store drops
 	// by itself (expiry, eviction), under the shard lock: it must not call the store.
+	// key is valid only during the call.
 	OnRemove func(key []byte)
 }
 
 // Stats are the store's counters.
 type Stats struct {
-	Keys      int64 // live records (placeholders excluded), expired-but-unswept included
-	Expires   int64 // keys with a TTL
-	Memory    int64 // accounted bytes (what MaxMemory is compared with)
-	Evicted   int64
-	Expired   int64
+	Keys    int64 // live records (placeholders excluded), expired-but-unswept included
+	Expires int64 // keys with a TTL
+	Memory  int64 // accounted bytes (what MaxMemory is compared with)
+	Evicted int64
+	Expired int64
 }
 
 // Store is a node's local key space.
-type Store struct{}
+//
+// Memory accounting: each entry is charged its record's slot (the size class
+// of header + cache metadata + key + value, or the allocation of a large
+// record) plus entryCost (the 32-byte entry and its share of the index
+// table). Free slots kept in the arenas and empty pages are not charged; the
+// memory benchmark compares the two.
+type Store struct {
+	shards   []shard
+	shift    uint // shard of a hash = hash >> shift
+	clock    Clock
+	slot     func([]byte) uint16
+	onRemove func([]byte)
 
-// New returns an empty store.
-func New(cfg Config) *Store { panic("unimplemented") }
+	maxMem  atomic.Int64
+	policy  atomic.Uint32
+	mem     atomic.Int64 // accounted bytes, all shards
+	evicted atomic.Int64
+	expired atomic.Int64
 
-// Now returns the store clock's time in Unix milliseconds.
-func (s *Store) Now() int64 { panic("unimplemented") }
-
-// Locks is a set of shard locks held together (see LockKeys).
-type Locks struct{}
-
-// LockKeys locks the shards of keys in a fixed order, so that operations on
-// several keys are atomic. Pass l to Open and the keyspace calls; Unlock ends it.
-func (s *Store) LockKeys(l *Locks, keys [][]byte) { panic("unimplemented") }
-
-// LockAll locks every shard.
-func (s *Store) LockAll(l *Locks) { panic("unimplemented") }
-
-// Unlock releases what LockKeys or LockAll took.
-func (l *Locks) Unlock() { panic("unimplemented") }
-
-// Handle is one key opened for reading and writing. It holds the key's shard
-// lock from Open to Close; slices it returns are valid until the next mutation
-// through it or Close. A Handle may live on the caller's stack and be reused.
-type Handle struct{}
-
-// Open looks key up, expiring it lazily, and locks its shard unless locks holds it.
-func (s *Store) Open(h *Handle, key []byte, locks *Locks) { panic("unimplemented") }
-
-// Close releases the shard lock taken by Open.
-func (h *Handle) Close() { panic("unimplemented") }
-
-// Exists reports whether the key holds a live value (placeholders do not count).
-func (h *Handle) Exists() bool { panic("unimplemented") }
-
-// Kind returns the record's kind; KindNone when absent or a placeholder.
-func (h *Handle) Kind() Kind { panic("unimplemented") }
-
-// Value returns the stored value.
-func (h *Handle) Value() []byte { panic("unimplemented") }
-
-// ExpireAt returns the hard expiry in Unix ms, 0 when the key does not expire.
-func (h *Handle) ExpireAt() int64 { panic("unimplemented") }
-
-// Version changes on every write of the key; a key created again after a
-// delete gets a version it never had. WATCH compares versions.
-func (h *Handle) Version() uint64 { panic("unimplemented") }
-
-// Cache returns the entry's stale-while-revalidate metadata, if it has any
-// (placeholders included).
-func (h *Handle) Cache() (Cache, bool) { panic("unimplemented") }
-
-// Set stores val with kind and hard expiry (Unix ms, 0 = none), creating the
-// key or replacing it and dropping any cache metadata.
-func (h *Handle) Set(val []byte, kind Kind, expireAt int64) error { panic("unimplemented") }
-
-// SetCache stores val as a string with cache metadata c.
-func (h *Handle) SetCache(val []byte, expireAt int64, c Cache) error { panic("unimplemented") }
-
-// UpdateCache changes the cache metadata of the key (creating a placeholder
-// that expires at c.LeaseUntil when the key is absent) without touching the
-// value or the version.
-func (h *Handle) UpdateCache(c Cache) error { panic("unimplemented") }
-
-// Append appends b to the value (creating the key) and returns the new length.
-func (h *Handle) Append(b []byte) (int, error) { panic("unimplemented") }
-
-// SetRange overwrites the value at offset with b, zero-padding, and returns the new length.
-func (h *Handle) SetRange(offset int, b []byte) (int, error) { panic("unimplemented") }
-
-// SetExpireAt changes the hard expiry (0 = persist) of an existing key.
-func (h *Handle) SetExpireAt(ms int64) { panic("unimplemented") }
-
-// Delete removes the key.
-func (h *Handle) Delete() { panic("unimplemented") }
-
-// Len returns the number of live keys.
-func (s *Store) Len() int { panic("unimplemented") }
-
-// Scan calls fn for up to about count entries from cursor and returns the next
-// cursor, 0 when the iteration is complete. A key present for a whole
-// iteration is returned at least once.
-func (s *Store) Scan(cursor uint64, count int, locks *Locks, fn func(key []byte, kind Kind, expireAt int64)) uint64 {
-	panic("unimplemented")
+	expireNext atomic.Uint32 // the next shard ExpireCycle visits
+	evictNext  atomic.Uint32 // the next shard eviction samples besides the writer's own
 }
 
-// RandomKey appends a random live key to dst.
-func (s *Store) RandomKey(dst []byte, locks *Locks) ([]byte, bool) { panic("unimplemented") }
+// New returns an empty store.
+func New(cfg Config) *Store {
+	n := cfg.Shards
+	if n <= 0 {
+		n = DefaultShards
+	}
+	n = min(1<<bits.Len(uint(n-1)), MaxShards)
+	s := &Store{
+		shards:   make([]shard, n),
+		shift:    uint(64 - bits.TrailingZeros(uint(n))),
+		clock:    cfg.Clock,
+		slot:     cfg.Slot,
+		onRemove: cfg.OnRemove,
+	}
+	if s.clock == nil {
+		s.clock = NewSystemClock()
+	}
+	seed := rand.Uint64()
+	for i := range s.shards {
+		s.shards[i].init(seed + uint64(i)*0x9E3779B97F4A7C15)
+	}
+	s.maxMem.Store(max(cfg.MaxMemory, 0))
+	s.policy.Store(uint32(cfg.Policy))
+	return s
+}
 
-// Flush removes every key.
-func (s *Store) Flush(locks *Locks) { panic("unimplemented") }
+// Now returns the store clock's time in Unix milliseconds.
+func (s *Store) Now() int64 { return s.clock.Now() / 1e6 }
 
-// Stats returns the store's counters.
-func (s *Store) Stats() Stats { panic("unimplemented") }
+// shardOf returns the index of the shard of a key hash: its top bits, so that
+// the low 32 bits, which the shard's table uses, stay independent of it.
+func (s *Store) shardOf(hash uint64) int { return int(hash >> s.shift) }
 
-// SetMaxMemory changes the memory limit, evicting at once if needed.
-func (s *Store) SetMaxMemory(bytes int64) { panic("unimplemented") }
+// Len returns the number of live keys. It reads counters and takes no lock.
+func (s *Store) Len() int {
+	var n int64
+	for i := range s.shards {
+		n += s.shards[i].keys.Load()
+	}
+	return int(n)
+}
+
+// Flush removes every key. It does not call OnRemove. Shards not held in
+// locks are locked one at a time (see Scan about partial Locks).
+func (s *Store) Flush(locks *Locks) {
+	for i := range s.shards {
+		sh := &s.shards[i]
+		locked := s.acquire(i, locks)
+		s.mem.Add(-sh.mem)
+		sh.reset()
+		if locked {
+			sh.mu.Unlock()
+		}
+	}
+}
+
+// Stats returns the store's counters. It takes no lock, so with writes going
+// on the fields are each current but not a snapshot of one instant.
+func (s *Store) Stats() Stats {
+	st := Stats{
+		Memory:  s.mem.Load(),
+		Evicted: s.evicted.Load(),
+		Expired: s.expired.Load(),
+	}
+	for i := range s.shards {
+		st.Keys += s.shards[i].keys.Load()
+		st.Expires += s.shards[i].expires.Load()
+	}
+	return st
+}
+
+// Memory returns the accounted bytes: Stats().Memory without summing the
+// shards' key counters, for a check on every command.
+func (s *Store) Memory() int64 { return s.mem.Load() }
+
+// SetMaxMemory changes the memory limit, evicting at once if needed (unless
+// the policy is noeviction: writes that grow memory then fail with ErrOOM).
+// It locks one shard at a time and reaches others only with TryLock, so it
+// may be called while other goroutines hold Locks.
+func (s *Store) SetMaxMemory(bytes int64) {
+	s.maxMem.Store(max(bytes, 0))
+	if bytes <= 0 || s.policyNow() == NoEviction {
+		return
+	}
+	now := s.Now()
+	for s.mem.Load() > bytes {
+		progress := false
+		for i := range s.shards {
+			if s.mem.Load() <= bytes {
+				return
+			}
+			sh := &s.shards[i]
+			sh.mu.Lock()
+			if s.evictOne(sh, i, nil, now) {
+				progress = true
+			}
+			sh.mu.Unlock()
+		}
+		if !progress {
+			return
+		}
+	}
+}
 
 // SetPolicy changes the eviction policy.
-func (s *Store) SetPolicy(p Policy) { panic("unimplemented") }
+func (s *Store) SetPolicy(p Policy) { s.policy.Store(uint32(p)) }
 
-// ExpireCycle removes a bounded sample of expired keys and reports how many it removed.
-func (s *Store) ExpireCycle() int { panic("unimplemented") }
+func (s *Store) policyNow() Policy { return Policy(s.policy.Load()) }
 
-// NewSystemClock returns a Clock that reads wall time once at creation and
-// advances it with the monotonic clock, so it never steps backwards.
-func NewSystemClock() Clock { panic("unimplemented") }
+// slotOf is the cluster slot of a new entry.
+func (s *Store) slotOf(key []byte) uint16 {
+	if s.slot == nil {
+		return 0
+	}
+	return s.slot(key)
+}
 
-// ForEachInSlot calls fn for every live entry of slot (for hand-off); fn must
-// not call the store.
-func (s *Store) ForEachInSlot(slot uint16, fn func(key, val []byte, kind Kind, expireAt int64, c Cache, hasCache bool)) {
-	panic("unimplemented")
+// acquire locks shard i unless locks holds it, and reports whether it did.
+func (s *Store) acquire(i int, locks *Locks) bool {
+	if locks.has(i) {
+		return false
+	}
+	s.shards[i].mu.Lock()
+	return true
+}
+
+// remove deletes entry idx of sh (whose key hashes to tag in its low bits)
+// and gives back its memory.
+func (s *Store) remove(sh *shard, idx uint32, tag uint32) {
+	e := sh.entry(idx)
+	sh.unlink(tag, idx)
+	sh.count(e, -1)
+	cost := entryCost + int64(sh.arena.capOf(e.class, e.loc))
+	sh.mem -= cost
+	s.mem.Add(-cost)
+	sh.arena.release(e.class, e.loc)
+	sh.freeEntry(idx)
 }

@@ -1,0 +1,170 @@
+package store
+
+import "math/rand/v2"
+
+// Scan calls fn for up to about count entries from cursor and returns the next
+// cursor, 0 when the iteration is complete. A key present for a whole
+// iteration is returned at least once.
+//
+// The cursor is shard << 32 | entry index. Entry indexes never change while
+// a key lives (records move, entries do not), so walking each shard's entries
+// in index order sees every key that lives through the walk; a key created
+// during it may or may not be seen, and a key deleted and created again may
+// be seen twice. A call looks at no more than 10×count entries, so a sparse
+// shard costs several short calls rather than one long one. Expired keys met
+// on the way are removed (as Redis's SCAN does) and not returned;
+// placeholders are skipped.
+//
+// fn runs under the shard's lock: it must not call the store, and key is
+// valid only during the call. Shards held in locks are not locked again;
+// others are locked one at a time. locks should be nil or hold every shard
+// (LockAll): with a partial set, waiting for a shard below one it holds could
+// deadlock with a LockKeys elsewhere. The same holds for Flush.
+func (s *Store) Scan(cursor uint64, count int, locks *Locks, fn func(key []byte, kind Kind, expireAt int64)) uint64 {
+	count = max(count, 1)
+	si, idx := int(cursor>>32), uint32(cursor)
+	emitted, budget := 0, 10*count
+	now := s.Now()
+	for ; si < len(s.shards); si, idx = si+1, 0 {
+		if emitted >= count || budget <= 0 {
+			return uint64(si) << 32
+		}
+		sh := &s.shards[si]
+		locked := s.acquire(si, locks)
+		for ; idx < sh.nEntries && emitted < count && budget > 0; idx++ {
+			budget--
+			e := sh.entry(idx)
+			kind := Kind(e.flags & kindMask)
+			if e.flags&flagFree != 0 || kind == KindNone {
+				continue
+			}
+			if e.expireAt != 0 && now > e.expireAt && e.pins == 0 {
+				s.drop(sh, idx, true)
+				continue
+			}
+			fn(sh.key(e), kind, e.expireAt)
+			emitted++
+		}
+		more := idx < sh.nEntries
+		if locked {
+			sh.mu.Unlock()
+		}
+		if more {
+			return uint64(si)<<32 | uint64(idx)
+		}
+	}
+	return 0
+}
+
+// ForEachInSlot calls fn for every live entry of slot (for hand-off); fn must
+// not call the store.
+//
+// It walks every entry of every shard, one shard lock at a time, so one call
+// costs a full pass over the store (about 2 ms per million keys) whatever the
+// slot holds: moving many slots one call at a time costs that many passes.
+// A slice passed to fn is valid only during the call. Expired keys and
+// placeholders are skipped.
+func (s *Store) ForEachInSlot(slot uint16, fn func(key, val []byte, kind Kind, expireAt int64, c Cache, hasCache bool)) {
+	now := s.Now()
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for idx := range sh.nEntries {
+			e := sh.entry(idx)
+			kind := Kind(e.flags & kindMask)
+			if e.slot != slot || e.flags&flagFree != 0 || kind == KindNone || (e.expireAt != 0 && now > e.expireAt) {
+				continue
+			}
+			rec := sh.rec(e)
+			off := keyOff(e)
+			klen, vlen := recKeyLen(rec), recValLen(rec)
+			var c Cache
+			if e.flags&flagCache != 0 {
+				c = recCache(rec)
+			}
+			fn(rec[off:off+klen:off+klen], rec[off+klen:off+klen+vlen:off+klen+vlen], kind, e.expireAt, c, e.flags&flagCache != 0)
+		}
+		sh.mu.Unlock()
+	}
+}
+
+// RandomKey appends a random live key to dst.
+//
+// It picks a random shard, then random entries in it, so keys of a fuller
+// shard are a little less likely (shards are balanced by the hash, so the
+// bias is small). With locks, shards it does not hold are only tried with
+// TryLock, and skipped when busy.
+func (s *Store) RandomKey(dst []byte, locks *Locks) ([]byte, bool) {
+	if s.Len() == 0 {
+		return dst, false
+	}
+	now := s.Now()
+	n := len(s.shards)
+	for range 4 * n {
+		i := rand.IntN(n)
+		sh := &s.shards[i]
+		if sh.keys.Load() == 0 {
+			continue
+		}
+		locked, ok := s.tryAcquire(i, locks)
+		if !ok {
+			continue
+		}
+		for range min(32, int(sh.nEntries)) {
+			if e := sh.entry(uint32(rand.IntN(int(sh.nEntries)))); isLive(e, now) {
+				dst = append(dst, sh.key(e)...)
+				if locked {
+					sh.mu.Unlock()
+				}
+				return dst, true
+			}
+		}
+		if locked {
+			sh.mu.Unlock()
+		}
+	}
+	// Sparse shards: walk them from a random one.
+	start := rand.IntN(n)
+	for k := range n {
+		i := (start + k) & (n - 1)
+		sh := &s.shards[i]
+		locked, ok := s.tryAcquire(i, locks)
+		if !ok {
+			continue
+		}
+		for idx := range sh.nEntries {
+			if e := sh.entry(idx); isLive(e, now) {
+				dst = append(dst, sh.key(e)...)
+				if locked {
+					sh.mu.Unlock()
+				}
+				return dst, true
+			}
+		}
+		if locked {
+			sh.mu.Unlock()
+		}
+	}
+	return dst, false
+}
+
+// isLive reports whether e is a key that has not expired.
+func isLive(e *entry, now int64) bool {
+	return e.flags&flagFree == 0 && Kind(e.flags&kindMask) != KindNone && (e.expireAt == 0 || now <= e.expireAt)
+}
+
+// tryAcquire locks shard i unless locks holds it, waiting only when that
+// keeps the ascending lock order (locks holds nothing above i); otherwise it
+// tries once. It reports whether it locked and whether the shard is usable.
+func (s *Store) tryAcquire(i int, locks *Locks) (locked, ok bool) {
+	switch {
+	case locks.has(i):
+		return false, true
+	case locks.highest() < i:
+		s.shards[i].mu.Lock()
+		return true, true
+	default:
+		ok = s.shards[i].mu.TryLock()
+		return ok, ok
+	}
+}

@@ -1,0 +1,295 @@
+package store
+
+import (
+	"bytes"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// entry is the fixed part of one record: 32 bytes with no pointers, kept in
+// pages of a []entry so the garbage collector never looks inside them. An
+// entry's index in its shard is stable for the entry's life (the Scan cursor
+// relies on it); freed indexes are reused through a free list threaded
+// through atime.
+type entry struct {
+	expireAt int64  // hard expiry, Unix ms; 0 = none
+	version  uint64 // the shard's write counter at the last write; 0 for placeholders
+	loc      uint32 // where the record is: see arena (an index into large for largeClass)
+	atime    uint32 // LRU: the shard's access tick at the last access; next free index when free
+	slot     uint16 // cluster slot (Config.Slot)
+	ltime    uint16 // LFU: minutes (mod 2^16) of the last access, for decay
+	freq     uint8  // LFU: logarithmic access counter, as Redis's
+	class    uint8  // size class of the record's slot
+	flags    uint8  // the Kind in the low bits, then flagFree, flagCache, flagVolList
+	pins     uint8  // open Handles on the entry; eviction skips pinned entries
+}
+
+const (
+	kindMask    = 0x03
+	flagFree    = 0x04 // the index is on the free list
+	flagCache   = 0x08 // the record carries cache metadata
+	flagVolList = 0x10 // the index is in the shard's volatile list (maybe stale)
+)
+
+// entryCost is what an entry costs beyond its record slot: the entry itself
+// plus its share of the index table (8-byte slots, 53% to 80% full, so 12
+// bytes on average). It is charged to the memory accounting with each entry.
+const entryCost = int64(unsafe.Sizeof(entry{})) + 12
+
+// Entries live in pages of pageSize so that growing a big shard never copies
+// it; the last page grows by doubling up to pageSize so that a small shard
+// stays small.
+const (
+	pageShift = 9
+	pageSize  = 1 << pageShift
+	noIdx     = ^uint32(0)
+)
+
+// shard is one lock's worth of the key space.
+//
+// The index is an open-addressing table with linear probing: each 8-byte slot
+// holds the low 32 bits of the key's hash (the tag) and the entry index + 1;
+// 0 is an empty slot. A lookup compares tags first and reads a record only on
+// a tag match. The home slot is the tag scaled to the table size (Lemire's
+// multiply-shift), so the table may have any size: it grows by half when 80%
+// full and halves when under 20% full. Deletion shifts the following cluster
+// back (no tombstones), so probe lengths never degrade.
+type shard struct {
+	mu sync.Mutex
+
+	table []uint64 // tag<<32 | index+1; 0 = empty
+	used  int      // occupied table slots: live entries, placeholders included
+
+	pages    [][]entry // entry i is pages[i>>pageShift][i&(pageSize-1)]
+	nEntries uint32    // entry indexes handed out (high-water mark)
+	freeHead uint32    // first free entry index, noIdx when none
+
+	arena arena
+
+	// volatile lists the indexes of entries with an expiry, so that active
+	// expiry and the volatile-* policies sample them directly. Entries leave
+	// it lazily: a sampler that meets an index whose entry no longer expires
+	// (or was freed) drops it. flagVolList keeps an index from being listed twice.
+	volatile []uint32
+
+	version uint64 // write counter; versions are never reused within a shard
+	tick    uint32 // access counter for LRU
+	rng     uint64 // xorshift state for sampling and the LFU counter
+	mem     int64  // accounted bytes of this shard
+
+	keys    atomic.Int64 // live keys (placeholders excluded), for Len without locks
+	expires atomic.Int64 // live keys with an expiry
+
+	_ [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+func (sh *shard) init(seed uint64) {
+	sh.freeHead = noIdx
+	sh.arena.init()
+	sh.rng = seed | 1
+}
+
+// entry returns entry idx. The pointer is valid until the next newEntry.
+func (sh *shard) entry(idx uint32) *entry {
+	return &sh.pages[idx>>pageShift][idx&(pageSize-1)]
+}
+
+// newEntry hands out an entry index; the entry's content is undefined except
+// that flagVolList is kept (see volatile).
+func (sh *shard) newEntry() uint32 {
+	if idx := sh.freeHead; idx != noIdx {
+		e := sh.entry(idx)
+		sh.freeHead = e.atime
+		e.flags &^= flagFree
+		return idx
+	}
+	idx := sh.nEntries
+	p := int(idx >> pageShift)
+	if p == len(sh.pages) {
+		sh.pages = append(sh.pages, make([]entry, 0, 16))
+	}
+	page := sh.pages[p]
+	if len(page) == cap(page) {
+		grown := make([]entry, len(page), min(2*cap(page), pageSize))
+		copy(grown, page)
+		page = grown
+	}
+	sh.pages[p] = page[:len(page)+1]
+	sh.nEntries++
+	return idx
+}
+
+// freeEntry puts idx on the free list.
+func (sh *shard) freeEntry(idx uint32) {
+	e := sh.entry(idx)
+	*e = entry{atime: sh.freeHead, flags: flagFree | e.flags&flagVolList}
+	sh.freeHead = idx
+}
+
+// rec returns the slot of e's record.
+func (sh *shard) rec(e *entry) []byte { return sh.arena.rec(e.class, e.loc) }
+
+// keyOff is where the key starts in e's record.
+func keyOff(e *entry) int {
+	if e.flags&flagCache != 0 {
+		return hdrSize + cacheSize
+	}
+	return hdrSize
+}
+
+// key returns the key of entry idx.
+func (sh *shard) key(e *entry) []byte {
+	rec := sh.rec(e)
+	off := keyOff(e)
+	return rec[off : off+recKeyLen(rec)]
+}
+
+func (sh *shard) rand() uint64 {
+	x := sh.rng
+	x ^= x << 13
+	x ^= x >> 7
+	x ^= x << 17
+	sh.rng = x
+	return x
+}
+
+// randn returns a number in [0, n).
+func (sh *shard) randn(n int) int {
+	return int((uint64(uint32(sh.rand())) * uint64(n)) >> 32)
+}
+
+// home is the slot a tag hashes to in a table of n slots.
+func home(tag uint32, n int) int { return int((uint64(tag) * uint64(n)) >> 32) }
+
+// lookup returns the index of key's entry, or noIdx.
+func (sh *shard) lookup(key []byte, tag uint32) uint32 {
+	t := sh.table
+	n := len(t)
+	if n == 0 {
+		return noIdx
+	}
+	for i := home(tag, n); ; {
+		v := t[i]
+		if v == 0 {
+			return noIdx
+		}
+		if uint32(v>>32) == tag {
+			idx := uint32(v) - 1
+			if bytes.Equal(sh.key(sh.entry(idx)), key) {
+				return idx
+			}
+		}
+		if i++; i == n {
+			i = 0
+		}
+	}
+}
+
+// link adds entry idx with tag to the table.
+func (sh *shard) link(tag uint32, idx uint32) {
+	if (sh.used+1)*5 > len(sh.table)*4 {
+		sh.resize(max(8, (len(sh.table)*3/2+7)&^7))
+	}
+	place(sh.table, uint64(tag)<<32|uint64(idx+1))
+	sh.used++
+}
+
+func place(t []uint64, v uint64) {
+	n := len(t)
+	i := home(uint32(v>>32), n)
+	for t[i] != 0 {
+		if i++; i == n {
+			i = 0
+		}
+	}
+	t[i] = v
+}
+
+// unlink removes entry idx with tag from the table, shifting back the rest
+// of its cluster so that every entry stays reachable from its home slot.
+func (sh *shard) unlink(tag uint32, idx uint32) {
+	t := sh.table
+	n := len(t)
+	want := uint64(tag)<<32 | uint64(idx+1)
+	i := home(tag, n)
+	for t[i] != want {
+		if i++; i == n {
+			i = 0
+		}
+	}
+	for j := i; ; {
+		if j++; j == n {
+			j = 0
+		}
+		v := t[j]
+		if v == 0 {
+			break
+		}
+		k := home(uint32(v>>32), n)
+		// v stays where it is if its home lies cyclically in (i, j].
+		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
+			continue
+		}
+		t[i] = v
+		i = j
+	}
+	t[i] = 0
+	sh.used--
+	if n > 8 && sh.used*5 < n {
+		sh.resize(max(8, (n/2+7)&^7))
+	}
+}
+
+func (sh *shard) resize(n int) {
+	t := make([]uint64, n)
+	for _, v := range sh.table {
+		if v != 0 {
+			place(t, v)
+		}
+	}
+	sh.table = t
+}
+
+// count adds d to the key counters for e (placeholders are not keys).
+func (sh *shard) count(e *entry, d int64) {
+	if Kind(e.flags&kindMask) == KindNone {
+		return
+	}
+	sh.keys.Add(d)
+	if e.expireAt != 0 {
+		sh.expires.Add(d)
+	}
+}
+
+// listVolatile puts idx in the volatile list if e expires and is not there yet.
+func (sh *shard) listVolatile(idx uint32, e *entry) {
+	if e.expireAt != 0 && e.flags&flagVolList == 0 {
+		e.flags |= flagVolList
+		sh.volatile = append(sh.volatile, idx)
+	}
+}
+
+// unlistVolatile drops position i of the volatile list.
+func (sh *shard) unlistVolatile(i int) {
+	last := len(sh.volatile) - 1
+	sh.entry(sh.volatile[i]).flags &^= flagVolList
+	sh.volatile[i] = sh.volatile[last]
+	sh.volatile = sh.volatile[:last]
+}
+
+// reset empties the shard, returning its memory to the Go heap. The version
+// counter carries on, so versions stay unique across a Flush.
+func (sh *shard) reset() {
+	sh.table = nil
+	sh.used = 0
+	sh.pages = nil
+	sh.nEntries = 0
+	sh.freeHead = noIdx
+	sh.arena = arena{}
+	sh.arena.init()
+	sh.volatile = nil
+	sh.mem = 0
+	sh.keys.Store(0)
+	sh.expires.Store(0)
+}
