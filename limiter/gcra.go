@@ -37,7 +37,10 @@
 // the baseline Sluice is measured against.
 package limiter
 
-import "math"
+import (
+	"math"
+	"math/bits"
+)
 
 // Limit is the GCRA parameters of a bucket: one token every interval
 // nanoseconds, at most capacity tokens banked. The zero Limit admits nothing.
@@ -54,7 +57,7 @@ func NewLimit(interval, capacity int64) (Limit, error) {
 	if interval <= 0 || capacity <= 0 {
 		return Limit{}, ErrLimit
 	}
-	if interval > math.MaxInt64/capacity {
+	if hi, lo := bits.Mul64(uint64(interval), uint64(capacity)); hi != 0 || lo > math.MaxInt64 {
 		return Limit{}, ErrLimitRange
 	}
 	return Limit{interval: interval, capacity: capacity, tolerance: interval * capacity}, nil

@@ -70,6 +70,7 @@ func ParseTake(args [][]byte) (Take, error) {
 		for o, name := range takeOptions {
 			if equalFoldUpper(args[i], name) {
 				opt = o
+				break
 			}
 		}
 		if opt < 0 || seen[opt] || i+1 == len(args) {
