@@ -14,7 +14,7 @@
 //
 //	p, err := limiter.ParseThrottle(args) // or ParseTake; args follow the key
 //	// on err: reply err.Error() as an error
-//	st, err := limiter.Decode(h.Value()) // the zero State when the key is absent
+//	st, err := limiter.Decode(h.Value()) // absent key: the zero State; other kinds: WRONGTYPE
 //	reply, d := p.Apply(st, now)         // now in Unix nanoseconds
 //	if d.Write {
 //		var buf [limiter.StateSize]byte

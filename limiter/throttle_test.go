@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -59,98 +60,54 @@ func runThrottle(t *testing.T, steps []step) {
 	}
 }
 
-// The example of redis-cell's README, continued until the bucket is empty.
-func TestThrottleReadmeExample(t *testing.T) {
-	// 30 per 60 s: T = 2 s; max_burst 15: limit 16, tolerance 32 s.
-	steps := []step{
-		// README: "CL.THROTTLE user123 15 30 60" → 0, 16, 15, -1, 2.
-		{"15 30 60", t0, [5]int64{0, 16, 15, -1, 2}},
-	}
+// sequence is a named list of steps played against one bucket.
+type sequence struct {
+	name  string
+	steps []step
+}
+
+// throttleSequences are CL.THROTTLE call sequences with their exact replies:
+// redis-cell's README example and tests, and cases derived by hand.
+// TestThrottleSequences plays them against Throttle, TestScriptSequences
+// against gcra.lua.
+func throttleSequences() []sequence {
+	// redis-cell's README: 30 per 60 s, so T = 2 s; max_burst 15, so limit 16
+	// and tolerance 32 s. "CL.THROTTLE user123 15 30 60" → 0, 16, 15, -1, 2.
+	readme := []step{{"15 30 60", t0, [5]int64{0, 16, 15, -1, 2}}}
 	// Each further call at the same instant takes one more token: the TAT
-	// moves 2 s later, remaining is (32 s - reset)/2 s.
+	// moves 2 s later and remaining is (32 s - reset)/2 s.
 	for n := int64(2); n <= 16; n++ {
-		steps = append(steps, step{"15 30 60", t0, [5]int64{0, 16, 16 - n, -1, 2 * n}})
+		readme = append(readme, step{"15 30 60", t0, [5]int64{0, 16, 16 - n, -1, 2 * n}})
 	}
-	// 17th: the TAT is 32 s ahead; 32+2 > 32 so limited, retry after
-	// 32+2-32 = 2 s, reset after 32 s.
-	steps = append(steps, step{"15 30 60 1", t0, [5]int64{1, 16, 0, 2, 32}})
-	runThrottle(t, steps)
-}
+	// The 17th finds the TAT 32 s ahead; 32+2 > 32, so it is limited, to
+	// retry after 32+2-32 = 2 s.
+	readme = append(readme, step{"15 30 60 1", t0, [5]int64{1, 16, 0, 2, 32}})
 
-// redis-cell's end-to-end test (tests/e2e.rs): one token per 2 s, no burst.
-func TestThrottleRedisCellE2E(t *testing.T) {
-	runThrottle(t, []step{
-		{"0 1 2 1", t0, [5]int64{0, 1, 0, -1, 2}},
-		{"0 1 2 1", t0, [5]int64{1, 1, 0, 2, 2}},
-		{"0 1 2 1", t0 + 2*s, [5]int64{0, 1, 0, -1, 2}},
-	})
-}
-
-// The sequence of redis-cell's unit test it_rate_limits (src/cell/mod.rs):
-// limit 5, one token per second, checked in nanoseconds on the core's
-// decision and in seconds on the reply.
-func TestThrottleRedisCellUnit(t *testing.T) {
-	type ns struct {
-		now, quantity      int64
-		remaining          int64
-		reset, retry       int64
-		limited            bool
-		replyRetry, reset2 int64 // the reply's seconds
-	}
-	cases := []ns{
-		// A request larger than the limit is never allowed.
-		{0, 6, 5, 0, -1, true, -1, 0},
-		{0, 1, 4, 1 * s, -1, false, -1, 1},
-		{0, 1, 3, 2 * s, -1, false, -1, 2},
-		{0, 1, 2, 3 * s, -1, false, -1, 3},
-		{0, 1, 1, 4 * s, -1, false, -1, 4},
-		{0, 1, 0, 5 * s, -1, false, -1, 5},
-		{0, 1, 0, 5 * s, 1 * s, true, 1, 5},
-		{3000 * ms, 1, 2, 3000 * ms, -1, false, -1, 3},
-		{3100 * ms, 1, 1, 3900 * ms, -1, false, -1, 4},
-		{4000 * ms, 1, 1, 4000 * ms, -1, false, -1, 4},
-		{8000 * ms, 1, 4, 1000 * ms, -1, false, -1, 1},
-		{9500 * ms, 1, 4, 1000 * ms, -1, false, -1, 1},
-		// Quantity 0 only peeks.
-		{9500 * ms, 0, 4, 1 * s, -1, false, -1, 1},
-		// A larger quantity uses more of the limit.
-		{9500 * ms, 2, 2, 3 * s, -1, false, -1, 3},
-		// and cannot exceed it.
-		{9500 * ms, 5, 2, 3 * s, 3 * s, true, 3, 3},
-	}
-	var state State
-	for i, c := range cases {
-		p, err := NewThrottle(4, 1, 1, c.quantity)
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, d := p.Apply(state, t0+c.now)
-		if d.Limited != c.limited || d.Remaining != c.remaining || d.ResetAfter != c.reset || d.RetryAfter != c.retry {
-			t.Errorf("case %d: decision %+v, want limited %v remaining %d reset %d retry %d",
-				i, d, c.limited, c.remaining, c.reset, c.retry)
-		}
+	var unit []step
+	for _, c := range cellUnitCases {
 		limited := int64(0)
 		if c.limited {
 			limited = 1
 		}
-		if want := [5]int64{limited, 5, c.remaining, c.replyRetry, c.reset2}; r.Ints() != want {
-			t.Errorf("case %d: reply %v, want %v", i, r.Ints(), want)
-		}
-		if d.Write {
-			state = d.Next
-		}
+		unit = append(unit, step{fmt.Sprintf("4 1 1 %d", c.quantity), t0 + c.now,
+			[5]int64{limited, 5, c.remaining, c.replyRetry, c.replyReset}})
 	}
-}
 
-// Cases derived by hand for redis-cell's rounding.
-func TestThrottleRounding(t *testing.T) {
-	t.Run("seconds round up only from a whole millisecond", func(t *testing.T) {
-		// 1 per 1 s (T = 1 s), max_burst 3: limit 4, tolerance 4 s.
-		runThrottle(t, []step{
+	return []sequence{
+		{"redis-cell README", readme},
+		// redis-cell's end-to-end test (tests/e2e.rs): 1 per 2 s, no burst.
+		{"redis-cell e2e", []step{
+			{"0 1 2 1", t0, [5]int64{0, 1, 0, -1, 2}},
+			{"0 1 2 1", t0, [5]int64{1, 1, 0, 2, 2}},
+			{"0 1 2 1", t0 + 2*s, [5]int64{0, 1, 0, -1, 2}},
+		}},
+		{"redis-cell it_rate_limits", unit},
+		{"seconds round up only from a whole millisecond", []step{
+			// 1 per 1 s (T = 1 s), max_burst 3: limit 4, tolerance 4 s.
 			// Take all 4: TAT = t0+4 s.
 			{"3 1 1 4", t0, [5]int64{0, 4, 0, -1, 4}},
-			// At 0.5 s the TAT is 3.5 s ahead; 3.5+1 > 4: retry in 0.5 s → 0 s
-			// and 500 ms → 1; reset 3.5 s → 4; remaining (4-3.5)/1 → 0.
+			// At 0.5 s the TAT is 3.5 s ahead; 3.5+1 > 4: retry in 0.5 s,
+			// 0 s and 500 ms → 1; reset 3.5 s → 4; remaining (4-3.5)/1 → 0.
 			{"3 1 1 1", t0 + 500*ms, [5]int64{1, 4, 0, 1, 4}},
 			// At 0.9995 s, 2 tokens: 3.0005+2-4 = 1.0005 s to wait. Its
 			// millisecond part is 0, so redis-cell says 1, not 2; reset
@@ -161,12 +118,10 @@ func TestThrottleRounding(t *testing.T) {
 			// At 1.9995 s: 3.0005+1-4 = 0.5 ms to wait, which redis-cell
 			// answers with retry_after 0.
 			{"3 1 1", t0 + 1999500*us, [5]int64{1, 4, 0, 0, 3}},
-		})
-	})
-	t.Run("remaining divides whole microseconds", func(t *testing.T) {
-		// 3 per 1 s: T = trunc(1e9/3) = 333333333 ns; max_burst 2: limit 3,
-		// tolerance 999999999 ns.
-		runThrottle(t, []step{
+		}},
+		{"remaining divides whole microseconds", []step{
+			// 3 per 1 s: T = trunc(1e9/3) = 333333333 ns; max_burst 2: limit
+			// 3, tolerance 999999999 ns.
 			// Take 2 at t0+100 ns: TAT t0+666666766, reset 666666666 ns → 1 s,
 			// room 333333333 ns → 333333 µs / 333333 µs = 1.
 			{"2 3 1 2", t0 + 100, [5]int64{0, 3, 1, -1, 1}},
@@ -174,40 +129,106 @@ func TestThrottleRounding(t *testing.T) {
 			// room 333333233 ns. In nanoseconds that is 0 whole tokens, but
 			// redis-cell truncates to 333333 µs / 333333 µs = 1.
 			{"2 3 1 0", t0, [5]int64{0, 3, 1, -1, 1}},
-		})
-	})
-	t.Run("sub-microsecond interval", func(t *testing.T) {
-		// 2000000 per 1 s: T = 500 ns; max_burst 9: tolerance 5000 ns.
-		// redis-cell divides by T in whole µs, 0, and answers remaining
-		// 9223372036854775807; Sluice divides nanoseconds: 4500/500 = 9.
-		// The reset of 500 ns has no millisecond part: 0 s.
-		runThrottle(t, []step{{"9 2000000 1", t0, [5]int64{0, 10, 9, -1, 0}}})
-	})
-	t.Run("quantity above the limit", func(t *testing.T) {
-		// 30 per 60 s, max_burst 15: one token taken, then 17 asked for:
-		// limited, retry -1 (never), the bucket unchanged: reset 2 s and
-		// remaining (32-2)/2 = 15.
-		runThrottle(t, []step{
+		}},
+		{"remaining never above the limit", []step{
+			// 500001 per 1 s: T = trunc(1e9/500001) = 1999 ns, 1 µs when
+			// truncated; max_burst 9: tolerance 19990 ns. A full bucket's
+			// room, 19 µs, over 1 µs would be 19 tokens of a limit of 10.
+			{"9 500001 1 0", t0, [5]int64{0, 10, 10, -1, 0}},
+			// After one token: room 17991 ns, 17 µs / 1 µs, capped at 10.
+			{"9 500001 1", t0, [5]int64{0, 10, 10, -1, 0}},
+			// After 6 more, 3 tokens are left: room 3 × 1999 = 5997 ns, 5 µs
+			// / 1 µs = 5, more than there are, as redis-cell says.
+			{"9 500001 1 6", t0, [5]int64{0, 10, 5, -1, 0}},
+			// The last 3: room 0.
+			{"9 500001 1 3", t0, [5]int64{0, 10, 0, -1, 0}},
+		}},
+		{"sub-microsecond interval", []step{
+			// 2000000 per 1 s: T = 500 ns; max_burst 9: tolerance 5000 ns.
+			// redis-cell divides by T in whole µs, 0, and answers remaining
+			// 9223372036854775807; Sluice divides nanoseconds: 4500/500 = 9.
+			// The reset of 500 ns has no millisecond part: 0 s.
+			{"9 2000000 1", t0, [5]int64{0, 10, 9, -1, 0}},
+		}},
+		{"quantity above the limit", []step{
+			// 30 per 60 s, max_burst 15: one token taken, then 17 asked for:
+			// limited, retry -1 (never), the bucket unchanged: reset 2 s and
+			// remaining (32-2)/2 = 15.
 			{"15 30 60", t0, [5]int64{0, 16, 15, -1, 2}},
 			{"15 30 60 17", t0, [5]int64{1, 16, 15, -1, 2}},
-			{"15 30 60 9223372036854775807", t0, [5]int64{1, 16, 15, -1, 2}},
-		})
-	})
-	t.Run("refill over time", func(t *testing.T) {
-		// 30 per 60 s, max_burst 15: empty the bucket (TAT t0+32 s).
-		steps := []step{{"15 30 60 16", t0, [5]int64{0, 16, 0, -1, 32}}}
-		steps = append(steps,
+			{"15 30 60 9007199254740991", t0, [5]int64{1, 16, 15, -1, 2}},
+		}},
+		{"refill over time", []step{
+			// 30 per 60 s, max_burst 15: empty the bucket (TAT t0+32 s).
+			{"15 30 60 16", t0, [5]int64{0, 16, 0, -1, 32}},
 			// At 3 s the TAT is 29 s ahead: 29+2 <= 32, admitted; reset 31 s,
 			// remaining (32-31)/2 = 0.
-			step{"15 30 60", t0 + 3*s, [5]int64{0, 16, 0, -1, 31}},
+			{"15 30 60", t0 + 3*s, [5]int64{0, 16, 0, -1, 31}},
 			// Again at 3 s: 31+2-32 = 1 s to wait.
-			step{"15 30 60", t0 + 3*s, [5]int64{1, 16, 0, 1, 31}},
+			{"15 30 60", t0 + 3*s, [5]int64{1, 16, 0, 1, 31}},
 			// At 34 s the TAT (t0+33 s) is past: a full bucket again.
-			step{"15 30 60 0", t0 + 34*s, [5]int64{0, 16, 16, -1, 0}},
-			step{"15 30 60 4", t0 + 34*s, [5]int64{0, 16, 12, -1, 8}},
-		)
-		runThrottle(t, steps)
-	})
+			{"15 30 60 0", t0 + 34*s, [5]int64{0, 16, 16, -1, 0}},
+			{"15 30 60 4", t0 + 34*s, [5]int64{0, 16, 12, -1, 8}},
+		}},
+	}
+}
+
+func TestThrottleSequences(t *testing.T) {
+	for _, seq := range throttleSequences() {
+		t.Run(seq.name, func(t *testing.T) { runThrottle(t, seq.steps) })
+	}
+}
+
+// cellUnitCase is a call of redis-cell's unit test it_rate_limits
+// (src/cell/mod.rs): limit 5, one token per second. Durations in ns.
+type cellUnitCase struct {
+	now, quantity          int64
+	remaining              int64
+	reset, retry           int64
+	limited                bool
+	replyRetry, replyReset int64 // the reply's seconds
+}
+
+var cellUnitCases = []cellUnitCase{
+	// A request larger than the limit is never allowed.
+	{0, 6, 5, 0, -1, true, -1, 0},
+	{0, 1, 4, 1 * s, -1, false, -1, 1},
+	{0, 1, 3, 2 * s, -1, false, -1, 2},
+	{0, 1, 2, 3 * s, -1, false, -1, 3},
+	{0, 1, 1, 4 * s, -1, false, -1, 4},
+	{0, 1, 0, 5 * s, -1, false, -1, 5},
+	{0, 1, 0, 5 * s, 1 * s, true, 1, 5},
+	{3000 * ms, 1, 2, 3000 * ms, -1, false, -1, 3},
+	{3100 * ms, 1, 1, 3900 * ms, -1, false, -1, 4},
+	{4000 * ms, 1, 1, 4000 * ms, -1, false, -1, 4},
+	{8000 * ms, 1, 4, 1000 * ms, -1, false, -1, 1},
+	{9500 * ms, 1, 4, 1000 * ms, -1, false, -1, 1},
+	// Quantity 0 only peeks.
+	{9500 * ms, 0, 4, 1 * s, -1, false, -1, 1},
+	// A larger quantity uses more of the limit,
+	{9500 * ms, 2, 2, 3 * s, -1, false, -1, 3},
+	// and cannot exceed it.
+	{9500 * ms, 5, 2, 3 * s, 3 * s, true, 3, 3},
+}
+
+// redis-cell's it_rate_limits checks durations in nanoseconds: so does this,
+// on the core's decisions.
+func TestThrottleRedisCellUnit(t *testing.T) {
+	var state State
+	for i, c := range cellUnitCases {
+		p, err := NewThrottle(4, 1, 1, c.quantity)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, d := p.Apply(state, t0+c.now)
+		if d.Limited != c.limited || d.Remaining != c.remaining || d.ResetAfter != c.reset || d.RetryAfter != c.retry {
+			t.Errorf("case %d: decision %+v, want limited %v remaining %d reset %d retry %d",
+				i, d, c.limited, c.remaining, c.reset, c.retry)
+		}
+		if d.Write {
+			state = d.Next
+		}
+	}
 }
 
 func TestThrottleBackwardClock(t *testing.T) {
