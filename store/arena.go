@@ -30,6 +30,10 @@ const (
 	MaxValueLen = 512 << 20
 )
 
+// The limits in force: variables only so that tests can reach them without
+// allocating 512 MiB.
+var maxKeyLen, maxValueLen = MaxKeyLen, MaxValueLen
+
 // Size classes. Records up to 256 bytes are rounded up to a multiple of 8
 // (so the common small record wastes at most 7 bytes), larger ones to one of
 // eight steps per power of two (at most 12.5% slack) up to maxSmall. A record

@@ -163,7 +163,7 @@ func (h *Handle) SetCache(val []byte, expireAt int64, c Cache) error {
 }
 
 func (h *Handle) write(val []byte, kind Kind, expireAt int64, c *Cache) error {
-	if len(h.key) > MaxKeyLen || len(val) > MaxValueLen {
+	if len(h.key) > maxKeyLen || len(val) > maxValueLen {
 		return ErrTooLarge
 	}
 	if kind == KindNone || kind > KindLimiter {
@@ -331,7 +331,7 @@ func (h *Handle) UpdateCache(c Cache) error {
 		if c.LeaseUntil == 0 {
 			return nil
 		}
-		if len(h.key) > MaxKeyLen {
+		if len(h.key) > maxKeyLen {
 			return ErrTooLarge
 		}
 		_, old, err := h.put(0, &c)
@@ -429,7 +429,7 @@ func (h *Handle) Append(b []byte) (int, error) {
 	off := keyOff(e) + recKeyLen(rec)
 	vlen := recValLen(rec)
 	n := vlen + len(b)
-	if n > MaxValueLen {
+	if n > maxValueLen {
 		return 0, ErrTooLarge
 	}
 	old := slotRef{}
@@ -455,7 +455,7 @@ func (h *Handle) SetRange(offset int, b []byte) (int, error) {
 	if offset < 0 {
 		return 0, ErrOffset
 	}
-	if offset > MaxValueLen || offset+len(b) > MaxValueLen {
+	if offset > maxValueLen || offset+len(b) > maxValueLen {
 		return 0, ErrTooLarge
 	}
 	e := h.live()
@@ -463,7 +463,7 @@ func (h *Handle) SetRange(offset int, b []byte) (int, error) {
 		if len(b) == 0 {
 			return 0, nil
 		}
-		if len(h.key) > MaxKeyLen {
+		if len(h.key) > maxKeyLen {
 			return 0, ErrTooLarge
 		}
 		v, old, err := h.put(offset+len(b), nil)

@@ -122,3 +122,5 @@ func checkConsistent(t testing.TB, s *Store) {
 		t.Errorf("store memory %d, entries cost %d", got, mem)
 	}
 }
+
+func hashOf(k []byte) uint64 { return xxhash.Sum64(k) }
