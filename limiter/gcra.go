@@ -26,8 +26,10 @@
 // would be full again, so idle buckets cost no memory. Nothing here allocates.
 //
 // Times are int64 Unix nanoseconds. A now earlier than a previous call's (the
-// clock stepped back) only makes the stored TAT further away, so it never
-// grants extra tokens. Arithmetic that could leave int64 is refused: parameters
+// clock stepped back, or a new owner's clock is behind) only makes the stored
+// TAT further away, so it never grants extra tokens; the bucket stays that much
+// further from full until the clock catches up, which is why nodes pass a
+// clock that does not go back within a process. Arithmetic that could leave int64 is refused: parameters
 // whose tolerance exceeds 292 years are errors, and a grant whose TAT would
 // pass the year 2262 is denied.
 //
@@ -43,7 +45,8 @@ import (
 )
 
 // Limit is the GCRA parameters of a bucket: one token every interval
-// nanoseconds, at most capacity tokens banked. The zero Limit admits nothing.
+// nanoseconds, at most capacity tokens banked. The zero Limit refuses every
+// request that takes tokens.
 type Limit struct {
 	interval  int64 // T, the emission interval, ns per token
 	capacity  int64 // tokens the bucket holds

@@ -17,8 +17,8 @@ import "math"
 //   - remaining is (tolerance-reset_after)/interval with both truncated to
 //     whole microseconds first, as redis-cell divides them. When the interval
 //     is not a whole number of microseconds this can report more tokens than
-//     the bucket holds: one more for slow rates, several for intervals of a
-//     few microseconds.
+//     the bucket holds, as redis-cell does: by one at most for intervals of
+//     milliseconds or more, by several for intervals of a few microseconds.
 //   - A quantity above max_burst+1 is refused with retry_after -1; quantity
 //     0 reads without taking.
 //
@@ -35,9 +35,9 @@ type Throttle struct {
 }
 
 // NewThrottle validates CL.THROTTLE's parameters. Every input redis-cell
-// rejects gets its error (ErrZeroRate); inputs it accepts but cannot handle
-// get ErrNegativeRate, ErrNegativeBurst, ErrNegativeQuantity or
-// ErrThrottleRange, checked in that order after redis-cell's own check.
+// rejects gets its error, ErrZeroRate, first; inputs it accepts but cannot
+// handle then get ErrNegativeRate, ErrNegativeBurst, ErrNegativeQuantity or
+// ErrThrottleRange.
 func NewThrottle(maxBurst, count, period, quantity int64) (Throttle, error) {
 	if count == 0 || period == 0 {
 		return Throttle{}, ErrZeroRate
@@ -99,7 +99,8 @@ func ParseThrottle(args [][]byte) (Throttle, error) {
 }
 
 // Apply runs the request against the bucket in state s at now (Unix ns) and
-// returns the reply, in seconds, and the core's decision (what to store).
+// returns the reply, in seconds with redis-cell's remaining, and the core's
+// decision: what to store, and exact nanosecond figures.
 func (t Throttle) Apply(s State, now int64) (Reply, Decision) {
 	d := t.limit.Decide(s, t.quantity, now)
 	r := Reply{
