@@ -45,7 +45,7 @@ func init() {
 		c("cache.set", -5, flagWrite|flagDenyOOM, "Stores a cache entry that is fresh for FRESH ms, then stale for STALE ms: CACHE.SET key value FRESH ms [STALE ms].", cmdCacheSet),
 		// CACHE.GET writes: it may grant a lease.
 		c("cache.get", -2, flagWrite|flagFast, "Reads a cache entry and, when it is stale or missing, hands one caller a lease: replies [state, value, token].", cmdCacheGet),
-		c("cache.fill", -7, flagWrite|flagDenyOOM, "Stores the value loaded under a lease: CACHE.FILL key token value FRESH ms [STALE ms].", cmdCacheFill),
+		c("cache.fill", -6, flagWrite|flagDenyOOM, "Stores the value loaded under a lease: CACHE.FILL key token value FRESH ms [STALE ms].", cmdCacheFill),
 		c("cache.abort", 3, flagWrite|flagFast, "Returns a lease unused; the stale value stays servable.", cmdCacheAbort),
 		c("cache.invalidate", 2, flagWrite|flagFast, "Turns an entry stale now (soft purge) and revokes outstanding leases.", cmdCacheInvalidate),
 	)

@@ -66,8 +66,9 @@ func TestCacheStates(t *testing.T) {
 	s.expect(Error(string(ErrNoLease)), "CACHE.FILL", "p", r[2], "x", "FRESH", "1")
 	s.expect(int64(0), "CACHE.INVALIDATE", "nope")
 
-	// The whole entry goes at the end of the stale window.
-	clock.Advance(20 * time.Second)
+	// The whole entry goes at the end of the stale window (a key expires
+	// once the clock is past its expiry time, as in Redis).
+	clock.Advance(20*time.Second + time.Millisecond)
 	s.expect(nil, "GET", "p")
 
 	// DEL revokes a miss's lease.

@@ -50,6 +50,8 @@ func cmdDel(c *Client, args [][]byte) {
 		if h.Exists() {
 			h.Delete()
 			n++
+		} else if _, leased := h.Cache(); leased {
+			h.Delete() // a miss's lease placeholder: not a key, but DEL revokes it
 		}
 		h.Close()
 	}

@@ -206,8 +206,9 @@ func TestExpiryFollowsTheClock(t *testing.T) {
 	s.expect(int64(2), "TTL", "k") // 1.5 s rounds to 2, as in Redis
 	s.expect(int64(1500), "PTTL", "k")
 	s.expect(clock.UnixMilli()+1500, "PEXPIRETIME", "k")
-	clock.Advance(1499 * time.Millisecond)
-	s.expect("v", "GET", "k")
+	clock.Advance(1500 * time.Millisecond)
+	s.expect("v", "GET", "k") // at its expiry time a key still exists, as in Redis
+	s.expect(int64(0), "PTTL", "k")
 	clock.Advance(time.Millisecond)
 	s.expect(nil, "GET", "k")
 	s.expect(int64(-2), "TTL", "k")

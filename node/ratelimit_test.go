@@ -45,9 +45,10 @@ func TestTake(t *testing.T) {
 	s.expect([]any{int64(1), int64(10), int64(4), int64(100), int64(600)}, "RL.TAKE", "api", "LIMIT", "10", "PERIOD", "1000", "COST", "5")
 	s.expect(Error("ERR COST is larger than the bucket capacity"), "RL.TAKE", "api", "LIMIT", "10", "PERIOD", "1000", "COST", "11")
 	s.expect(Error("ERR syntax error"), "RL.TAKE", "api", "LIMIT", "10", "PERIOD", "1000", "NOPE", "1")
-	// A clock step backwards never grants tokens.
+	// A clock step backwards never grants tokens: the bucket is then an hour
+	// further from full, so the same request is refused for that long.
 	clock.Advance(-time.Hour)
-	s.expect([]any{int64(1), int64(10), int64(4), int64(100), int64(600)}, "RL.TAKE", "api", "LIMIT", "10", "PERIOD", "1000", "COST", "5")
+	s.expect([]any{int64(1), int64(10), int64(0), int64(3600100), int64(3600600)}, "RL.TAKE", "api", "LIMIT", "10", "PERIOD", "1000", "COST", "5")
 }
 
 // TestTakeIsExactUnderConcurrency: 50 callers taking 100 times each from a

@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/sluicedb/sluice/limiter"
 	"github.com/sluicedb/sluice/store"
 )
 
@@ -53,13 +54,23 @@ func (c *Client) checkString(h *store.Handle) bool {
 	return true
 }
 
-// writeErr replies to a failed store write.
+// isReplyError reports whether err already reads as a Redis error reply,
+// prefix included (Error and limiter.Error).
+func isReplyError(err error) bool {
+	var e Error
+	var le limiter.Error
+	return errors.As(err, &e) || errors.As(err, &le)
+}
+
+// writeErr replies to a failed write.
 func (c *Client) writeErr(err error) {
 	switch {
 	case errors.Is(err, store.ErrOOM):
 		c.err(errOOM)
 	case errors.Is(err, store.ErrTooLarge):
 		c.err(errStringLen)
+	case isReplyError(err):
+		c.err(err.Error())
 	default:
 		c.err("ERR " + err.Error())
 	}

@@ -45,12 +45,14 @@ type tracking struct {
 	enabled atomic.Int32 // clients with tracking on: writes skip all of this when 0
 	mu      sync.Mutex
 	keys    map[string]map[int64]struct{}
-	bcast   map[int64]*Client
+	on      map[int64]*Client // every client with tracking on
+	bcast   map[int64]*Client // those in BCAST mode
 	clients func(id int64) *Client
 }
 
 func (t *tracking) init(lookup func(id int64) *Client) {
 	t.keys = make(map[string]map[int64]struct{})
+	t.on = make(map[int64]*Client)
 	t.bcast = make(map[int64]*Client)
 	t.clients = lookup
 }
@@ -64,6 +66,7 @@ func (t *tracking) enable(c *Client, s trackState) {
 		t.enabled.Add(1)
 	}
 	c.track = s
+	t.on[c.id] = c
 	if s.bcast {
 		t.bcast[c.id] = c
 	}
@@ -74,6 +77,7 @@ func (t *tracking) disable(c *Client) {
 	defer t.mu.Unlock()
 	if c.track.on {
 		t.enabled.Add(-1)
+		delete(t.on, c.id)
 		delete(t.bcast, c.id)
 	}
 	c.track = trackState{}
@@ -199,18 +203,9 @@ func (t *tracking) invalidateAll(by *Client) {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	notified := map[int64]bool{}
-	for _, ids := range t.keys {
-		for id := range ids {
-			notified[id] = true
-		}
-	}
-	for id := range t.bcast {
-		notified[id] = true
-	}
 	clear(t.keys)
-	for id := range notified {
-		if c := t.clients(id); c != nil && c.track.on && !(c == by && c.track.noloop) {
+	for _, c := range t.on {
+		if !(c == by && c.track.noloop) {
 			t.push(c, nil)
 		}
 	}
