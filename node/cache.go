@@ -287,7 +287,7 @@ func (n *Node) CacheGet(ctx context.Context, key string, lease time.Duration) (C
 		lease = DefaultLease
 	}
 	var h store.Handle
-	n.store.Open(&h, []byte(key), nil)
+	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
 	state, token, err := n.cacheGet(&h, max(lease.Milliseconds(), 1))
 	if err != nil {
@@ -306,9 +306,9 @@ func (n *Node) CacheSet(ctx context.Context, key string, val []byte, fresh, stal
 		return err
 	}
 	var h store.Handle
-	n.store.Open(&h, []byte(key), nil)
+	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
-	return n.cacheSet(&h, []byte(key), val, fresh.Milliseconds(), stale.Milliseconds())
+	return n.cacheSet(&h, keyBytes(key), val, fresh.Milliseconds(), stale.Milliseconds())
 }
 
 // CacheFill is CACHE.FILL: it stores the value loaded under the lease token,
@@ -318,9 +318,9 @@ func (n *Node) CacheFill(ctx context.Context, key string, token uint64, val []by
 		return err
 	}
 	var h store.Handle
-	n.store.Open(&h, []byte(key), nil)
+	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
-	return n.cacheFill(&h, []byte(key), token, val, fresh.Milliseconds(), stale.Milliseconds())
+	return n.cacheFill(&h, keyBytes(key), token, val, fresh.Milliseconds(), stale.Milliseconds())
 }
 
 // CacheAbort is CACHE.ABORT: it returns the lease and reports whether it was live.
@@ -329,9 +329,9 @@ func (n *Node) CacheAbort(ctx context.Context, key string, token uint64) (bool, 
 		return false, err
 	}
 	var h store.Handle
-	n.store.Open(&h, []byte(key), nil)
+	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
-	return n.cacheAbort(&h, []byte(key), token), nil
+	return n.cacheAbort(&h, keyBytes(key), token), nil
 }
 
 // CacheInvalidate is CACHE.INVALIDATE: the entry turns stale now and its
@@ -341,7 +341,7 @@ func (n *Node) CacheInvalidate(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	var h store.Handle
-	n.store.Open(&h, []byte(key), nil)
+	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
 	return n.cacheInvalidate(&h), nil
 }

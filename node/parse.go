@@ -3,6 +3,7 @@ package node
 import (
 	"math"
 	"strconv"
+	"unsafe"
 )
 
 // parseInt parses a decimal int64 as strictly as Redis's string2ll: no
@@ -180,4 +181,11 @@ func glob(p, s []byte, nocase bool, skipLonger *bool) bool {
 		}
 	}
 	return len(p) == 0 && len(s) == 0
+}
+
+// keyBytes views a string key as bytes without copying, for the Go API's
+// calls into the store. The store only reads a key and copies what it keeps,
+// so the string's immutability is never broken.
+func keyBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }

@@ -152,7 +152,7 @@ func (n *Node) Throttle(ctx context.Context, key string, l Limit, cost int64) (T
 		return ThrottleResult{}, limiter.ErrCostAboveBurst
 	}
 	var h store.Handle
-	n.store.Open(&h, []byte(key), nil)
+	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
 	var st limiter.State
 	if h.Exists() {
