@@ -1,0 +1,519 @@
+package resp
+
+import (
+	"errors"
+	"math"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluicedb/sluice/node"
+)
+
+// Tuning of a connection's output.
+const (
+	// flushSize is how much output a batch of pipelined commands collects
+	// before it is handed to the socket without waiting for the batch's end.
+	flushSize = 64 << 10
+	// keepOut is the largest output buffer kept for reuse.
+	keepOut = 1 << 20
+	// throttleMark is the most output (or half the output-buffer limit, if
+	// less) that may be pending before the connection stops running a
+	// client's commands and waits for it to read.
+	throttleMark = 4 << 20
+	// stallTimeout is how long the connection waits for a client that makes
+	// no progress reading before it stops waiting and lets the output grow
+	// to the output-buffer limit, as Redis does, which drops the client.
+	stallTimeout = time.Second
+	// writeTick bounds each blocking write of the background writer, so that
+	// it reports progress on a large reply to a slow reader.
+	writeTick = 250 * time.Millisecond
+	// lingerTimeout is how long a connection closed by the server after a
+	// last reply (QUIT, a protocol error, maxclients) reads and discards
+	// what the client still sends. Closing a socket with unread input makes
+	// the kernel reset the connection, which can destroy the reply in flight.
+	lingerTimeout = 500 * time.Millisecond
+)
+
+// end is why a connection's command loop stopped.
+type end int
+
+const (
+	endBroken   end = iota // read failed, write failed, or the connection was dropped
+	endIdle                // idle timeout: close without a word, as Redis does
+	endLast                // QUIT or CLIENT KILL: flush the last reply, then close
+	endProtocol            // malformed input: flush the error, then close
+	endShutdown            // the server is closing: flush, then close
+)
+
+// conn is one client connection. One goroutine (serve) reads requests, runs
+// them and appends their replies to the output buffer, w.b; replies go to
+// the socket at the end of each batch of pipelined requests.
+//
+// Out-of-band pushes (Send) come from any goroutine and must land between
+// replies, never inside one. While the command goroutine runs a batch
+// (busy), it owns w.b and appends without locking; a push is encoded into
+// pw.b instead and moved into w.b after the command running now. Between
+// batches (not busy), w.b is guarded by mu and a push is appended to it
+// directly and written at once, so an idle client gets it promptly.
+//
+// One writer at a time (writing) owns the bytes in flight. The command
+// goroutine writes them itself if the socket takes them at once, and
+// otherwise leaves the rest to a background goroutine, so that a client
+// that does not read never blocks the goroutine that reads it; such a
+// client's output grows instead, and it is dropped at the output-buffer
+// limit. A client that reads, but slowly, is throttled before that.
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	tw     *tryWriter // nil when the socket cannot be written without waiting
+	rd     *reader
+	client *node.Client
+
+	mu       sync.Mutex
+	w        writer // replies; see above for who may touch w.b
+	pw       writer // pushes made while busy; guarded by mu
+	spare    []byte // a free output buffer; guarded by mu
+	busy     bool   // the command goroutine owns w.b; guarded by mu
+	writing  bool   // a writer owns the bytes in flight; guarded by mu
+	closed   bool   // no more output: the socket is closed or being closed; guarded by mu
+	stopping bool   // the server is closing; guarded by mu
+
+	killed    atomic.Bool  // Close was called while busy
+	dead      atomic.Bool  // the socket was closed with output lost (closeLocked)
+	pushed    atomic.Int64 // len(pw.b), readable without mu
+	inflight  atomic.Int64 // bytes handed to a writer and not written yet
+	lastWrite atomic.Int64 // Unix ns when the background writer last made progress
+	wake      chan struct{}
+
+	// Owned by the command goroutine.
+	deadline    bool // a read deadline is set
+	unthrottled bool // the client stalled: stop waiting for it until it catches up
+	timer       *time.Timer
+}
+
+func newConn(s *Server, nc net.Conn) *conn {
+	return &conn{
+		s:    s,
+		nc:   nc,
+		tw:   newTryWriter(nc),
+		rd:   newReader(),
+		w:    writer{proto: 2},
+		pw:   writer{proto: 2},
+		wake: make(chan struct{}, 1),
+	}
+}
+
+// signal wakes a goroutine waiting for the output to move.
+func (c *conn) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// serve runs the connection until it ends, then unregisters it.
+func (c *conn) serve() {
+	defer c.s.forget(c)
+	client, err := c.s.node.Connect(c, c.nc.RemoteAddr().String(), c.nc.LocalAddr().String())
+	if err != nil {
+		if !errors.Is(err, node.ErrMaxClients) {
+			c.nc.Close()
+			return
+		}
+		c.w.Error(err.Error())
+		c.finish(endLast)
+	} else {
+		c.client = client
+		why := c.loop()
+		c.finish(why)
+		client.Disconnect()
+		if why != endLast && why != endProtocol {
+			c.nc.Close()
+			return
+		}
+	}
+	c.linger()
+	c.nc.Close()
+}
+
+// loop reads and runs requests until the connection ends.
+func (c *conn) loop() end {
+	for {
+		lim := effective(c.s.node.Limits())
+		c.rd.maxBulk, c.rd.maxArgs = lim.ProtoMaxBulkLen, lim.MaxArgs
+		if why, ok := c.batch(lim); !ok {
+			return why
+		}
+		c.flush(true)
+		if c.killed.Load() {
+			return endLast
+		}
+		if !c.setReadDeadline(lim.IdleTimeout) {
+			return endShutdown
+		}
+		if err := c.rd.fill(c.nc); err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				return endBroken
+			}
+			if c.isStopping() {
+				return endShutdown
+			}
+			// Idle, unless a large reply is still being written: Redis counts
+			// writes as activity too.
+			idle := effective(c.s.node.Limits()).IdleTimeout
+			if idle <= 0 || time.Since(time.Unix(0, c.lastWrite.Load())) < idle {
+				continue
+			}
+			return endIdle
+		}
+	}
+}
+
+// batch runs every complete request in the input buffer. It reports false,
+// with the reason, when the connection must end.
+func (c *conn) batch(lim node.Limits) (end, bool) {
+	c.mu.Lock()
+	c.busy = true
+	c.mu.Unlock()
+	mark := min(lim.OutputBufferLimit/2, throttleMark)
+	for {
+		if c.s.closing.Load() {
+			return endShutdown, false
+		}
+		args, err := c.rd.next()
+		if err != nil {
+			c.w.Error(err.Error())
+			c.s.log.Debug("protocol error", "client", c.nc.RemoteAddr().String(), "err", err)
+			return endProtocol, false
+		}
+		if args == nil {
+			return 0, true
+		}
+		last := c.client.Exec(&c.w, args)
+		if c.pushed.Load() > 0 {
+			c.mu.Lock()
+			c.movePushesLocked()
+			c.mu.Unlock()
+		}
+		if last || c.killed.Load() {
+			return endLast, false
+		}
+		if len(c.w.b) >= flushSize {
+			c.flush(false)
+		}
+		switch p := c.pending(); {
+		case p > lim.OutputBufferLimit:
+			c.drop(p, lim.OutputBufferLimit)
+			return endBroken, false
+		case p <= mark:
+			c.unthrottled = false
+		case !c.unthrottled:
+			c.awaitDrain(mark)
+		}
+		if c.dead.Load() {
+			return endBroken, false
+		}
+	}
+}
+
+// pending is how many reply bytes wait for the client. Only the command
+// goroutine may call it while busy.
+func (c *conn) pending() int64 {
+	return int64(len(c.w.b)) + c.inflight.Load() + c.pushed.Load()
+}
+
+// awaitDrain waits, while busy, for the output to drain to mark. It gives up
+// when the client makes no progress reading for stallTimeout, and from then
+// on lets the output grow to the limit until the client catches up.
+func (c *conn) awaitDrain(mark int64) {
+	if c.timer == nil {
+		c.timer = time.NewTimer(stallTimeout)
+	} else {
+		c.timer.Reset(stallTimeout)
+	}
+	defer c.timer.Stop()
+	for {
+		c.flush(false) // make sure the output is moving
+		progress := c.inflight.Load()
+		if c.pending() <= mark || c.killed.Load() || c.dead.Load() || c.isStopping() {
+			return
+		}
+		select {
+		case <-c.wake:
+			if c.inflight.Load() != progress {
+				c.timer.Reset(stallTimeout)
+			}
+		case <-c.timer.C:
+			c.unthrottled = true
+			return
+		}
+	}
+}
+
+// movePushesLocked moves the pushes made while busy after the replies.
+func (c *conn) movePushesLocked() {
+	c.w.b = append(c.w.b, c.pw.b...)
+	if cap(c.pw.b) > keepOut {
+		c.pw.b = nil
+	} else {
+		c.pw.b = c.pw.b[:0]
+	}
+	c.pushed.Store(0)
+}
+
+// flush hands the output to the socket: it writes what the socket takes
+// now and leaves the rest to a background writer. With idle set, it also
+// ends the batch, after which pushes go straight to the output.
+func (c *conn) flush(idle bool) {
+	c.mu.Lock()
+	if idle {
+		c.movePushesLocked()
+		c.busy = false
+	}
+	if c.writing || c.closed || len(c.w.b) == 0 {
+		c.mu.Unlock()
+		return
+	}
+	buf := c.takeLocked()
+	c.mu.Unlock()
+	c.write(buf, 0, true)
+}
+
+// takeLocked makes the output the bytes in flight, for the caller to write.
+func (c *conn) takeLocked() []byte {
+	buf := c.w.b
+	c.w.b = c.spare[:0]
+	c.spare = nil
+	c.writing = true
+	c.inflight.Store(int64(len(buf)))
+	return buf
+}
+
+// write writes buf[off:], then the output appended meanwhile, until there
+// is none or the command goroutine owns it. With now set it runs on the
+// command goroutine and must not wait: what the socket does not take at
+// once goes to a new background writer.
+func (c *conn) write(buf []byte, off int, now bool) {
+	for {
+		var err error
+		switch {
+		case now && c.tw != nil:
+			var n int
+			n, err = c.tw.Write(buf[off:])
+			off += n
+			c.inflight.Add(-int64(n))
+			if err == nil && off < len(buf) {
+				go c.write(buf, off, false)
+				return
+			}
+		case now:
+			go c.write(buf, off, false)
+			return
+		default:
+			err = c.writeAll(buf[off:])
+		}
+		c.mu.Lock()
+		if err != nil {
+			c.writing = false
+			c.closeLocked()
+			c.mu.Unlock()
+			return
+		}
+		if cap(buf) <= keepOut {
+			c.spare = buf[:0]
+		}
+		if c.busy || c.closed || len(c.w.b) == 0 {
+			c.writing = false
+			c.inflight.Store(0)
+			c.mu.Unlock()
+			c.signal()
+			return
+		}
+		buf, off = c.takeLocked(), 0
+		c.mu.Unlock()
+	}
+}
+
+// writeAll writes b, waiting for the client to read it. It writes in ticks
+// so that progress on a large reply is reported as it happens.
+func (c *conn) writeAll(b []byte) error {
+	for len(b) > 0 {
+		c.nc.SetWriteDeadline(time.Now().Add(writeTick))
+		n, err := c.nc.Write(b)
+		b = b[n:]
+		if n > 0 {
+			c.inflight.Add(-int64(n))
+			c.lastWrite.Store(time.Now().UnixNano())
+			c.signal()
+		}
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+	}
+	// A deadline left in the past would fail the next write without waiting.
+	return c.nc.SetWriteDeadline(time.Time{})
+}
+
+// finish ends the output: after a last reply it writes what is pending,
+// waiting for the client to read it; otherwise it drops it.
+func (c *conn) finish(why end) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.movePushesLocked()
+	c.busy = false
+	if why == endBroken || why == endIdle {
+		c.closeLocked()
+		return
+	}
+	for !c.closed && (c.writing || len(c.w.b) > 0) {
+		if c.writing {
+			c.mu.Unlock()
+			<-c.wake
+			c.mu.Lock()
+			continue
+		}
+		buf := c.takeLocked()
+		c.mu.Unlock()
+		c.write(buf, 0, false)
+		c.mu.Lock()
+	}
+	c.closed = true // no more pushes; serve closes the socket
+}
+
+// linger half-closes the connection and reads what the client still sends
+// for a moment, so that closing it does not reset it before the client has
+// read the last reply.
+func (c *conn) linger() {
+	tc, ok := c.nc.(interface{ CloseWrite() error })
+	if !ok || c.isStopping() || tc.CloseWrite() != nil {
+		return
+	}
+	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))
+	buf := c.rd.buf[:cap(c.rd.buf)]
+	for {
+		if _, err := c.nc.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// setReadDeadline arms the idle timeout before a read, unless the server is
+// closing, which it reports with false.
+func (c *conn) setReadDeadline(idle time.Duration) bool {
+	if idle <= 0 && !c.deadline {
+		return !c.isStopping()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return false
+	}
+	c.deadline = idle > 0
+	if idle > 0 {
+		c.nc.SetReadDeadline(time.Now().Add(idle))
+	} else {
+		c.nc.SetReadDeadline(time.Time{})
+	}
+	return true
+}
+
+// stop asks the connection to finish the command it is running, flush and
+// close (Server.Close). It interrupts a read in progress.
+func (c *conn) stop() {
+	c.mu.Lock()
+	c.stopping = true
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *conn) isStopping() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stopping
+}
+
+// closeLocked closes the socket now; pending output is lost.
+func (c *conn) closeLocked() {
+	if !c.closed {
+		c.closed = true
+		c.dead.Store(true)
+		c.nc.Close()
+	}
+	c.signal()
+}
+
+// drop disconnects a client whose pending output is over the limit.
+func (c *conn) drop(pending, limit int64) {
+	c.s.log.Warn("client closed for overcoming of output buffer limits",
+		"client", c.nc.RemoteAddr().String(), "pending", pending, "limit", limit)
+	c.mu.Lock()
+	c.closeLocked()
+	c.mu.Unlock()
+}
+
+// Send writes an out-of-band message after every reply produced so far and
+// never inside one. It does not wait for the client: it starts the write in
+// the background, and disconnects the client instead when its pending output
+// goes over the output-buffer limit. fn runs at once, on the caller's
+// goroutine, with the connection's output locked: it must only write, and
+// must not call Send.
+func (c *conn) Send(fn func(w node.Writer)) {
+	limit := effective(c.s.node.Limits()).OutputBufferLimit
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
+	var pending int64
+	if c.busy {
+		c.pw.proto = atomic.LoadInt32(&c.w.proto)
+		fn(&c.pw)
+		c.pushed.Store(int64(len(c.pw.b)))
+		pending = int64(len(c.pw.b)) + c.inflight.Load()
+	} else {
+		fn(&c.w)
+		pending = int64(len(c.w.b)) + c.inflight.Load()
+		if pending <= limit && !c.writing {
+			buf := c.takeLocked()
+			go c.write(buf, 0, false)
+		}
+	}
+	c.mu.Unlock()
+	if pending > limit {
+		c.drop(pending, limit)
+	}
+}
+
+// Close disconnects the client (CLIENT KILL). A client running a command
+// finishes it, and its reply is flushed, before it is closed.
+func (c *conn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.busy {
+		c.killed.Store(true)
+		c.signal()
+		return nil
+	}
+	c.closeLocked()
+	return nil
+}
+
+// effective fills in what a limit of zero or less means here: the node's
+// defaults for the request limits, and no limit on output (as a Redis
+// client-output-buffer-limit of 0 means).
+func effective(l node.Limits) node.Limits {
+	if l.ProtoMaxBulkLen <= 0 {
+		l.ProtoMaxBulkLen = 512 << 20
+	}
+	if l.MaxArgs <= 0 {
+		l.MaxArgs = 1 << 20
+	}
+	if l.OutputBufferLimit <= 0 {
+		l.OutputBufferLimit = math.MaxInt64
+	}
+	return l
+}
