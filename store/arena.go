@@ -82,9 +82,11 @@ func classOf(size int) uint8 {
 // Chunks. A chunk is a []byte that records of one shard are carved from by
 // bumping an offset; a freed slot goes on its class's free list, whose links
 // are stored in the first four bytes of the free slots themselves (in-band),
-// so the free lists cost nothing per slot. Chunks start small and double up to
-// maxChunk so that a store with few keys stays small (256 shards × 4 KiB at
-// first), while a big store has few chunks.
+// so the free lists cost nothing per slot. A new chunk is an eighth of what
+// the arena holds already (at least firstChunk, at most maxChunk): a store
+// with few keys stays small (256 shards × 4 KiB at first), the part of the
+// last chunk not yet carved is at most 1/8 of the arena (doubling chunks
+// would waste up to half), and a big store has few chunks.
 //
 // A location (loc) names a slot: chunk index << chunkShift | offset / 8. With
 // 256 KiB chunks and 17 bits of chunk index, one shard addresses 32 GiB.
@@ -100,7 +102,7 @@ const (
 type arena struct {
 	chunks [][]byte           // every chunk, full length; the last one is being carved
 	tail   int                // bytes of the last chunk handed out so far
-	next   int                // size of the next chunk to allocate
+	size   int                // bytes in chunks
 	free   [numClasses]uint32 // head of each class's free list, noLoc when empty
 
 	large     [][]byte // records above maxSmall, one allocation each; nil when free
@@ -111,7 +113,6 @@ func (a *arena) init() {
 	for i := range a.free {
 		a.free[i] = noLoc
 	}
-	a.next = firstChunk
 }
 
 // capOf returns the slot size of a record.
@@ -180,10 +181,14 @@ func (a *arena) grow(sz int) {
 	if len(a.chunks) == maxChunks {
 		panic("store: shard arena full (32 GiB); use more shards")
 	}
-	size := max(a.next, sz)
+	// Round to 8 KiB, the Go heap's page, above 32 KiB, where Go allocates whole pages.
+	size := max(min(a.size/8, maxChunk), firstChunk, sz)
+	if size > 32<<10 {
+		size = (size + 8<<10 - 1) &^ (8<<10 - 1)
+	}
 	a.chunks = append(a.chunks, make([]byte, size))
+	a.size += size
 	a.tail = 0
-	a.next = min(2*a.next, maxChunk)
 }
 
 // release puts a slot back on its free list (or drops a large record).
@@ -195,18 +200,6 @@ func (a *arena) release(class uint8, loc uint32) {
 	}
 	binary.LittleEndian.PutUint32(a.rec(class, loc), a.free[class])
 	a.free[class] = loc
-}
-
-// bytes returns the memory the arena holds, free slots included.
-func (a *arena) bytes() int64 {
-	var n int64
-	for _, c := range a.chunks {
-		n += int64(len(c))
-	}
-	for _, l := range a.large {
-		n += int64(len(l))
-	}
-	return n
 }
 
 // Record field access. off is where the key starts (after the header and the

@@ -74,7 +74,18 @@ func version(s *Store, key string) uint64 {
 }
 
 // key16 is a 16-byte key, value64 a 64-byte value: the data set of the memory target.
-func key16(i int) []byte   { return fmt.Appendf(nil, "key:%012d", i) }
+func key16(i int) []byte { return appendKey16(make([]byte, 0, 16), i) }
+
+// appendKey16 appends key16(i) to dst without allocating (for i < 10^12).
+func appendKey16(dst []byte, i int) []byte {
+	dst = append(dst, "key:000000000000"...)
+	for j := len(dst) - 1; i > 0; j-- {
+		dst[j] = '0' + byte(i%10)
+		i /= 10
+	}
+	return dst
+}
+
 func value64(i int) []byte { return fmt.Appendf(nil, "%064d", i) }
 
 // checkConsistent verifies the invariants between table, entries and counters.
