@@ -198,6 +198,14 @@ type scenarioGroup struct {
 // runGroups runs scenario groups one scenario at a time (they share the two
 // servers); password, when set, is what the servers require.
 func runGroups(t *testing.T, redisAddr, sluiceAddr, password string, groups []scenarioGroup) {
+	scenarios, steps := 0, 0
+	for _, g := range groups {
+		scenarios += len(g.scenarios)
+		for _, sc := range g.scenarios {
+			steps += len(sc.steps)
+		}
+	}
+	t.Logf("%d scenarios, %d steps", scenarios, steps)
 	for _, g := range groups {
 		t.Run(g.name, func(t *testing.T) {
 			for _, sc := range g.scenarios {
