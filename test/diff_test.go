@@ -275,6 +275,11 @@ func runScenario(t *testing.T, sc scenario, redisAddr, sluiceAddr, password stri
 			rr = redis.conn(t, st.conn).Do(st.args...)
 			sr = sluice.conn(t, st.conn).Do(st.args...)
 		}
+		for name, s := range map[string]*side{"redis": redis, "sluice": sluice} {
+			if c := s.conns[st.conn]; c != nil && c.malformed() != nil {
+				t.Errorf("%s\n  %s sent a reply that is not RESP: %v", label, name, c.malformed())
+			}
+		}
 		why := ""
 		if st.cmp != nil {
 			why = st.cmp(rr, sr)

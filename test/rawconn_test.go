@@ -18,12 +18,21 @@ const replyTimeout = 5 * time.Second
 // and returns the reply as the server encoded it. Push messages (RESP3 '>')
 // that arrive before a reply are kept in pushes, not returned as the reply.
 type rawConn struct {
-	addr   string
 	conn   net.Conn
 	r      *bufio.Reader
 	pushes []Reply
 	dead   bool
 	err    error // why the connection died
+}
+
+// malformed returns the error that broke the connection if the server sent
+// something that is not RESP.
+func (c *rawConn) malformed() error {
+	var m *malformedError
+	if errors.As(c.err, &m) {
+		return c.err
+	}
+	return nil
 }
 
 // dialRaw connects to addr; the connection is closed at the end of the test.
@@ -33,7 +42,7 @@ func dialRaw(t testing.TB, addr string) *rawConn {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	rc := &rawConn{addr: addr, conn: c, r: bufio.NewReader(c)}
+	rc := &rawConn{conn: c, r: bufio.NewReader(c)}
 	t.Cleanup(func() { _ = c.Close() })
 	return rc
 }

@@ -103,7 +103,7 @@ func waitPing(addr string, exited <-chan error, timeout time.Duration) error {
 		default:
 		}
 		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			rc := &rawConn{addr: addr, conn: c, r: bufio.NewReader(c)}
+			rc := &rawConn{conn: c, r: bufio.NewReader(c)}
 			r := rc.Do("PING")
 			rc.Close()
 			if r.Kind == '+' || r.Kind == '-' {

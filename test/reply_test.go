@@ -151,7 +151,7 @@ func readReply(r *bufio.Reader) (Reply, error) {
 		return Reply{}, err
 	}
 	if len(line) < 3 || line[len(line)-2] != '\r' {
-		return Reply{}, fmt.Errorf("malformed RESP line %q", line)
+		return Reply{}, malformed("RESP line %q", line)
 	}
 	kind, body := line[0], line[1:len(line)-2]
 	switch kind {
@@ -159,13 +159,13 @@ func readReply(r *bufio.Reader) (Reply, error) {
 		return Reply{Kind: kind, Str: body}, nil
 	case '_':
 		if body != "" {
-			return Reply{}, fmt.Errorf("malformed RESP3 null %q", line)
+			return Reply{}, malformed("RESP3 null %q", line)
 		}
 		return Reply{Kind: kind}, nil
 	case '$', '!', '=':
 		n, err := strconv.Atoi(body)
 		if err != nil || n < -1 || n > maxTestBulk {
-			return Reply{}, fmt.Errorf("malformed bulk length %q", line)
+			return Reply{}, malformed("bulk length %q", line)
 		}
 		if n == -1 {
 			return Reply{Kind: kind, Nil: true}, nil
@@ -175,13 +175,13 @@ func readReply(r *bufio.Reader) (Reply, error) {
 			return Reply{}, err
 		}
 		if buf[n] != '\r' || buf[n+1] != '\n' {
-			return Reply{}, fmt.Errorf("bulk of %d bytes not followed by CRLF", n)
+			return Reply{}, malformed("bulk of %d bytes not followed by CRLF", n)
 		}
 		return Reply{Kind: kind, Str: string(buf[:n])}, nil
 	case '*', '~', '>', '%', '|':
 		n, err := strconv.Atoi(body)
 		if err != nil || n < -1 || n > 1<<24 {
-			return Reply{}, fmt.Errorf("malformed aggregate length %q", line)
+			return Reply{}, malformed("aggregate length %q", line)
 		}
 		if n == -1 {
 			return Reply{Kind: kind, Nil: true}, nil
@@ -199,5 +199,15 @@ func readReply(r *bufio.Reader) (Reply, error) {
 		}
 		return out, nil
 	}
-	return Reply{}, fmt.Errorf("unknown RESP type in %q", line)
+	return Reply{}, malformed("unknown RESP type in %q", line)
+}
+
+// malformedError is a reply stream that is not valid RESP: a server bug, as
+// opposed to a connection that ended.
+type malformedError struct{ msg string }
+
+func (e *malformedError) Error() string { return "malformed " + e.msg }
+
+func malformed(format string, args ...any) error {
+	return &malformedError{fmt.Sprintf(format, args...)}
 }
