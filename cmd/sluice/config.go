@@ -1,0 +1,281 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/store"
+)
+
+// options are the settings of the sluice binary once flags, environment and
+// config file are merged.
+type options struct {
+	bind            string
+	port            int
+	adminPort       int // 0: no admin listener
+	nodeName        string
+	maxMemory       int64
+	maxMemoryPolicy string
+	requirePass     string
+	maxClients      int
+	timeout         time.Duration
+	protoMaxBulkLen int64
+	logFormat       string
+	logLevel        slog.Level
+	config          string
+}
+
+// An option is one setting, known by the same name as a flag (--name), an
+// environment variable (SLUICE_NAME, see envName) and a config-file directive.
+type option struct {
+	name  string
+	def   string // the default, in the syntax the option accepts
+	usage string
+	set   func(o *options, v string) error
+}
+
+// optionTable lists every setting once: parsing, precedence, --help and the
+// README's table all come from it.
+var optionTable = []option{
+	{"bind", "127.0.0.1", "address to listen on for clients; 0.0.0.0 or :: for every interface",
+		func(o *options, v string) error { o.bind = v; return checkHost(v) }},
+	{"port", "6379", "RESP (Redis protocol) port",
+		func(o *options, v string) (err error) { o.port, err = parsePort(v, false); return }},
+	{"admin-port", "9121", "HTTP port for /metrics, /healthz and /readyz; 0 turns it off",
+		func(o *options, v string) (err error) { o.adminPort, err = parsePort(v, true); return }},
+	{"node-name", "", "name of this node; a random id when empty",
+		func(o *options, v string) error { o.nodeName = v; return nil }},
+	{"maxmemory", "0", "memory limit for keys and values, in bytes or with a unit (100mb, 1gb); 0 means no limit",
+		func(o *options, v string) (err error) { o.maxMemory, err = parseSize(v); return }},
+	{"maxmemory-policy", "allkeys-lfu", "what to evict at the memory limit: allkeys-lfu, allkeys-lru, allkeys-random, volatile-lfu, volatile-lru, volatile-random, volatile-ttl or noeviction",
+		func(o *options, v string) error {
+			o.maxMemoryPolicy = strings.ToLower(v)
+			if _, err := store.ParsePolicy(o.maxMemoryPolicy); err != nil {
+				return fmt.Errorf("%q: %w", v, err)
+			}
+			return nil
+		}},
+	{"requirepass", "", "password clients must send with AUTH; empty means no password",
+		func(o *options, v string) error { o.requirePass = v; return nil }},
+	{"maxclients", "10000", "most client connections served at once",
+		func(o *options, v string) (err error) { o.maxClients, err = parseInt(v, 1, 1<<30); return }},
+	{"timeout", "0", "close a client connection after this many idle seconds; 0 means never",
+		func(o *options, v string) error {
+			s, err := parseInt(v, 0, 1<<31)
+			o.timeout = time.Duration(s) * time.Second
+			return err
+		}},
+	{"proto-max-bulk-len", "512mb", "largest string a client may send, in bytes or with a unit; at least 1mb",
+		func(o *options, v string) (err error) {
+			o.protoMaxBulkLen, err = parseSize(v)
+			if err == nil && o.protoMaxBulkLen < 1<<20 {
+				err = fmt.Errorf("%q: must be at least 1mb", v)
+			}
+			return
+		}},
+	{"log-format", "text", "log format: text or json",
+		func(o *options, v string) error {
+			o.logFormat = v
+			if v != "text" && v != "json" {
+				return fmt.Errorf("%q: want text or json", v)
+			}
+			return nil
+		}},
+	{"log-level", "info", "least severe level logged: debug, info, warn or error",
+		func(o *options, v string) error {
+			if err := o.logLevel.UnmarshalText([]byte(v)); err != nil {
+				return fmt.Errorf("%q: want debug, info, warn or error", v)
+			}
+			return nil
+		}},
+	{"config", "", "config file in redis.conf syntax (name value lines, # comments); flags and environment override it",
+		func(o *options, v string) error { o.config = v; return nil }},
+}
+
+// envName is the environment variable of an option: "maxmemory-policy" is
+// SLUICE_MAXMEMORY_POLICY.
+func envName(name string) string {
+	return "SLUICE_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// loadOptions merges, for each option, the first of: its flag in args, its
+// variable in environ ("NAME=value" pairs, as os.Environ returns), its
+// directive in the config file (--config or SLUICE_CONFIG), its default. Only
+// the value that wins is parsed, and an error names where that value came
+// from. It returns flag.ErrHelp for -h and --help. Warnings are for the log,
+// which does not exist yet.
+func loadOptions(args, environ []string) (o options, warnings []string, err error) {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if name, value, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(name, "SLUICE_") {
+			env[name] = value
+		}
+	}
+	flags := map[string]string{}
+	fs := flag.NewFlagSet("sluice", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	for _, opt := range optionTable {
+		fs.Func(opt.name, opt.usage, func(v string) error { flags[opt.name] = v; return nil })
+	}
+	if err := fs.Parse(args); err != nil {
+		return o, nil, err
+	}
+	if fs.NArg() > 0 {
+		return o, nil, fmt.Errorf("unexpected argument %q (a config file is given with --config)", fs.Arg(0))
+	}
+
+	type source struct{ value, from string }
+	chosen := map[string]source{}
+	path, ok := flags["config"]
+	if !ok {
+		path, ok = env[envName("config")]
+	}
+	if ok && path != "" {
+		file, err := readConfigFile(path)
+		if err != nil {
+			return o, nil, err
+		}
+		for _, d := range file {
+			chosen[d.name] = source{d.args[0], fmt.Sprintf("%s:%d: %s", path, d.line, d.name)}
+		}
+	}
+	for _, opt := range optionTable {
+		if v, ok := env[envName(opt.name)]; ok {
+			chosen[opt.name] = source{v, envName(opt.name)}
+		}
+		if v, ok := flags[opt.name]; ok {
+			chosen[opt.name] = source{v, "--" + opt.name}
+		}
+	}
+	for _, opt := range optionTable {
+		src, ok := chosen[opt.name]
+		if !ok {
+			src = source{opt.def, "default of --" + opt.name}
+		}
+		if err := opt.set(&o, src.value); err != nil {
+			return o, nil, fmt.Errorf("%s: %w", src.from, err)
+		}
+	}
+	return o, unknownEnv(env), nil
+}
+
+// readConfigFile parses the file at path and checks each directive names an
+// option and has one argument.
+func readConfigFile(path string) ([]directive, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	ds, err := parseConfig(path, f)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range ds {
+		switch {
+		case d.name == "config":
+			return nil, fmt.Errorf("%s:%d: config: a config file cannot name another", path, d.line)
+		case lookupOption(d.name) == nil:
+			return nil, fmt.Errorf("%s:%d: unknown option %q (see sluice --help)", path, d.line, d.name)
+		case len(d.args) != 1:
+			return nil, fmt.Errorf("%s:%d: %s takes one value, got %d (quote a value with spaces)", path, d.line, d.name, len(d.args))
+		}
+	}
+	return ds, nil
+}
+
+func lookupOption(name string) *option {
+	for i := range optionTable {
+		if optionTable[i].name == name {
+			return &optionTable[i]
+		}
+	}
+	return nil
+}
+
+// unknownEnv lists warnings for SLUICE_ variables that name no option, most
+// likely typos (SLUICE_MAX_MEMORY for SLUICE_MAXMEMORY) that would otherwise
+// be ignored silently.
+func unknownEnv(env map[string]string) []string {
+	known := map[string]bool{}
+	for _, opt := range optionTable {
+		known[envName(opt.name)] = true
+	}
+	var warnings []string
+	for name := range env {
+		if !known[name] {
+			warnings = append(warnings, "ignoring unknown environment variable "+name)
+		}
+	}
+	slices.Sort(warnings)
+	return warnings
+}
+
+// usage writes --help: each option with its environment variable and default.
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: sluice [flags]
+
+Sluice is an in-memory cache and rate-limit server that speaks the Redis
+protocol. Each flag can also be set in the environment (SLUICE_<NAME>) or in a
+config file given with --config; a flag beats the environment, which beats the
+file. Memory sizes accept Redis units: b, k, kb, m, mb, g, gb.
+
+Flags:
+`)
+	for _, opt := range optionTable {
+		def := opt.def
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(w, "  --%s\n        %s\n        default %s, env %s\n", opt.name, opt.usage, def, envName(opt.name))
+	}
+}
+
+func parseInt(v string, lo, hi int) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, fmt.Errorf("%q: want a whole number from %d to %d", v, lo, hi)
+	}
+	return n, nil
+}
+
+func parsePort(v string, zeroOK bool) (int, error) {
+	lo := 1
+	if zeroOK {
+		lo = 0
+	}
+	return parseInt(v, lo, 65535)
+}
+
+// parseSize reads a memory size with Redis's units (node.ParseMemory, as
+// CONFIG SET reads them).
+func parseSize(v string) (int64, error) {
+	n, err := node.ParseMemory(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q: want a whole number of bytes, optionally with a unit: b, k, kb, m, mb, g, gb (as in 100mb)", v)
+	}
+	return n, nil
+}
+
+var errHost = errors.New("want an IP address or a host name, without a port")
+
+// checkHost accepts an IP address or a DNS name.
+func checkHost(v string) error {
+	if net.ParseIP(v) != nil {
+		return nil
+	}
+	if v == "" || len(v) > 253 || strings.TrimLeft(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.") != "" {
+		return fmt.Errorf("%q: %w", v, errHost)
+	}
+	return nil
+}

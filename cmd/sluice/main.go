@@ -1,0 +1,157 @@
+// Command sluice runs one Sluice node: the Redis-protocol listener, and an
+// admin HTTP listener with Prometheus metrics and health checks.
+//
+// Settings come from flags, SLUICE_<NAME> environment variables and a config
+// file in redis.conf syntax, in that order of precedence; `sluice --help`
+// lists them. SIGTERM or SIGINT stops accepting clients, lets connected
+// clients finish (up to drainTimeout) and exits 0; a second signal exits at
+// once with status 1. Bad settings exit with status 2.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/wire/resp"
+)
+
+// drainTimeout bounds a graceful shutdown: how long connected clients get to
+// finish before they are cut off. It stays below Kubernetes' default grace
+// period of 30 s, after which the process would be killed anyway.
+const drainTimeout = 10 * time.Second
+
+// Exit statuses.
+const (
+	exitOK    = 0
+	exitError = 1 // the server failed or was interrupted while draining
+	exitUsage = 2 // bad flags, environment or config file
+)
+
+func main() {
+	stop := make(chan os.Signal, 2)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr, stop))
+}
+
+// run is the whole program short of the process: it returns the exit status.
+func run(args, environ []string, stdout, stderr io.Writer, stop <-chan os.Signal) int {
+	o, warnings, err := loadOptions(args, environ)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(stdout)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "sluice: %v\nRun 'sluice --help' for the flags.\n", err)
+		return exitUsage
+	}
+	log := newLogger(stderr, o.logFormat, o.logLevel)
+	slog.SetDefault(log)
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	if err := serve(o, log, stop); err != nil {
+		log.Error("sluice failed", "err", err)
+		return exitError
+	}
+	return exitOK
+}
+
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs a node with its listeners until a signal arrives on stop, then
+// drains it.
+func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
+	n, err := node.New(node.Config{
+		NodeName:        o.nodeName,
+		MaxMemory:       o.maxMemory,
+		MaxMemoryPolicy: o.maxMemoryPolicy,
+		RequirePass:     o.requirePass,
+		Limits: node.Limits{
+			MaxClients:      o.maxClients,
+			ProtoMaxBulkLen: o.protoMaxBulkLen,
+			IdleTimeout:     o.timeout,
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	srv, err := resp.New(n, resp.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.port)), Logger: log})
+	if err != nil {
+		return err
+	}
+	n.Attach(srv)
+	adminAddr := "off"
+	var admin *adminServer
+	if o.adminPort != 0 {
+		admin, err = listenAdmin(n, net.JoinHostPort(o.bind, strconv.Itoa(o.adminPort)), log)
+		if err != nil {
+			_ = n.Close(context.Background())
+			return err
+		}
+		adminAddr = admin.Addr()
+	}
+	n.Start()
+	log.Info("sluice started",
+		"node", n.ID(),
+		"resp", srv.Addr(),
+		"admin", adminAddr,
+		"maxmemory", o.maxMemory,
+		"maxmemory_policy", o.maxMemoryPolicy,
+		"maxclients", o.maxClients,
+		"timeout", o.timeout,
+		"requirepass", o.requirePass != "",
+		"pid", os.Getpid(),
+		"go", runtime.Version(),
+	)
+	if !isLoopback(o.bind) && o.requirePass == "" {
+		log.Warn("listening beyond loopback with no requirepass: anyone who reaches the port can read and write every key", "bind", o.bind)
+	}
+
+	sig := <-stop
+	log.Info("shutting down: draining clients", "signal", sig.String(), "drain_timeout", drainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	closed := make(chan error, 1)
+	go func() { closed <- n.Close(ctx) }()
+	select {
+	case err = <-closed:
+	case sig := <-stop:
+		return fmt.Errorf("second signal %v: exiting without draining", sig)
+	}
+	if admin != nil {
+		err = errors.Join(err, admin.Close(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("sluice stopped")
+	return nil
+}
+
+// isLoopback reports whether a --bind value only accepts local connections.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
