@@ -11,7 +11,7 @@ BENCH        ?= .
 BENCHTIME    ?= 1s
 
 # Where `go install` puts staticcheck.
-GOBIN := $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)
+GOBIN = $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)
 
 .PHONY: help run build test test-deps lint fuzz bench clean
 
