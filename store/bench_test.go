@@ -251,3 +251,30 @@ func BenchmarkGC(b *testing.B) {
 	})
 	debug.FreeOSMemory()
 }
+
+// BenchmarkForEachInSlot is one hand-off pass over a store of 1M keys in
+// 16384 slots: its cost is that of walking every entry.
+func BenchmarkForEachInSlot(b *testing.B) {
+	const n = 1_000_000
+	s := New(Config{Clock: newFakeClock(start), Slot: func(k []byte) uint16 { return uint16(hashOf(k) % 16384) }})
+	var h Handle
+	key := make([]byte, 0, 16)
+	val := value64(0)
+	for i := range n {
+		key = appendKey16(key[:0], i)
+		s.Open(&h, key, nil)
+		if err := h.Set(val, KindString, 0); err != nil {
+			b.Fatal(err)
+		}
+		h.Close()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		found := 0
+		s.ForEachInSlot(uint16(i%16384), func([]byte, []byte, Kind, int64, Cache, bool) { found++ })
+		if found == 0 {
+			b.Fatal("empty slot")
+		}
+	}
+}

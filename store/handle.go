@@ -33,6 +33,11 @@ type Handle struct {
 //
 // An expired key is removed here (and reported to OnRemove); a key found
 // counts as accessed for eviction (LRU clock, LFU counter), as in Redis.
+//
+// locks, when not nil, should hold key's shard (LockKeys with key among the
+// keys): locking a shard below one already held could deadlock. The Handle
+// keeps key until Close, so key escapes to the heap: Open allocates nothing
+// when key already lives there (a parsed command argument does).
 func (s *Store) Open(h *Handle, key []byte, locks *Locks) {
 	hash := xxhash.Sum64(key)
 	i := s.shardOf(hash)
@@ -283,11 +288,26 @@ func (h *Handle) create(class uint8, size int) *entry {
 // setMeta changes e's kind and expiry, keeping the key counters and the
 // volatile list in step.
 func (sh *shard) setMeta(idx uint32, e *entry, kind Kind, expireAt int64) {
-	sh.count(e, -1)
+	wasKey := Kind(e.flags&kindMask) != KindNone
+	wasVolatile := wasKey && e.expireAt != 0
 	e.flags = e.flags&^kindMask | uint8(kind)
 	e.expireAt = expireAt
-	sh.count(e, 1)
+	isKey := kind != KindNone
+	if isVolatile := isKey && expireAt != 0; isVolatile != wasVolatile {
+		sh.expires.Add(delta(isVolatile))
+	}
+	if isKey != wasKey {
+		sh.keys.Add(delta(isKey))
+	}
 	sh.listVolatile(idx, e)
+}
+
+// delta is +1 for a state entered, -1 for one left.
+func delta(entered bool) int64 {
+	if entered {
+		return 1
+	}
+	return -1
 }
 
 // reserve charges n bytes (n may be negative) to the store, evicting first
