@@ -1,14 +1,3 @@
-// Package store is a node's local memory: a sharded, pointer-free index over
-// byte arenas, with expiry, eviction under a memory limit, stale-while-
-// revalidate metadata and atomic read-modify-write of single keys.
-//
-// Everything a command does to a key happens through a Handle, which holds the
-// key's shard lock from Open to Close. Several keys are changed atomically by
-// locking their shards first with LockKeys (or every shard with LockAll) and
-// passing the Locks to Open, which then does not lock again.
-//
-// The store knows nothing about the network or about commands; times come from
-// the Clock in its Config so tests can drive them exactly.
 package store
 
 import "errors"

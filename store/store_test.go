@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 func TestPolicyNames(t *testing.T) {
@@ -24,6 +25,9 @@ func TestPolicyNames(t *testing.T) {
 }
 
 func TestSizeClasses(t *testing.T) {
+	if sz := unsafe.Sizeof(entry{}); sz != 32 {
+		t.Fatalf("entry is %d bytes, want 32", sz)
+	}
 	prev := 0
 	for c, sz := range classSizes {
 		if sz <= prev || sz%8 != 0 {
