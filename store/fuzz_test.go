@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"testing"
 )
@@ -54,7 +55,26 @@ func FuzzStore(f *testing.F) {
 		clk := newFakeClock(start)
 		md := &model{m: map[string]*modelEntry{}, versions: map[string]map[uint64]bool{}, expired: map[string]bool{}, now: start}
 		var removed []string
-		s := New(Config{Shards: 2, Clock: clk, OnRemove: func(k []byte) { removed = append(removed, string(k)) }})
+		cfg := Config{Shards: 2, Clock: clk, OnRemove: func(k []byte) { removed = append(removed, string(k)) }}
+		// One input in four runs under a memory limit that forces eviction:
+		// then keys may vanish, but only with an OnRemove call (placeholders,
+		// which are not keys, silently), and only a write that cannot fit at
+		// all may fail.
+		const limit = 6000
+		evicting := len(data) > 0 && data[0]%4 == 1
+		if evicting {
+			cfg.MaxMemory, cfg.Policy = limit, AllKeysLRU
+		}
+		s := New(cfg)
+		failed := func(err error) bool {
+			if evicting && errors.Is(err, ErrOOM) {
+				return true
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			return false
+		}
 		keys := []string{"a", "b", "key-with-a-longer-name-0123456789", "c", "", string(make([]byte, 300))}
 		pos := 0
 		next := func() int {
@@ -93,6 +113,10 @@ func FuzzStore(f *testing.F) {
 			if got, want := h.Exists(), e != nil && !e.placeholder; got != want {
 				t.Fatalf("step %d: %q Exists %v, model %v", step, k, got, want)
 			}
+			if _, ok := h.Cache(); evicting && e != nil && e.placeholder && !ok {
+				delete(md.m, k) // evicted
+				e = nil
+			}
 			if e != nil && h.Version() != e.version {
 				t.Fatalf("step %d: %q version %d, model %d", step, k, h.Version(), e.version)
 			}
@@ -100,8 +124,8 @@ func FuzzStore(f *testing.F) {
 			switch op {
 			case 0:
 				v, kind, exp := payload(), Kind(1+next()%2), expiry()
-				if err := h.Set(v, kind, exp); err != nil {
-					t.Fatal(err)
+				if failed(h.Set(v, kind, exp)) {
+					break
 				}
 				md.m[k] = &modelEntry{val: v, kind: kind, exp: exp}
 				wrote = true
@@ -123,8 +147,8 @@ func FuzzStore(f *testing.F) {
 			case 3:
 				b := payload()
 				n, err := h.Append(b)
-				if err != nil {
-					t.Fatal(err)
+				if failed(err) {
+					break
 				}
 				if e == nil || e.placeholder {
 					md.m[k] = &modelEntry{val: b, kind: KindString}
@@ -139,8 +163,8 @@ func FuzzStore(f *testing.F) {
 				off, b := next()*next()%5000, payload()
 				b = b[:min(len(b), next()%8)]
 				n, err := h.SetRange(off, b)
-				if err != nil {
-					t.Fatal(err)
+				if failed(err) {
+					break
 				}
 				if len(b) > 0 {
 					if e == nil || e.placeholder {
@@ -176,8 +200,8 @@ func FuzzStore(f *testing.F) {
 				if next()%4 != 0 {
 					c.LeaseUntil = md.now + int64(next()%30)
 				}
-				if err := h.UpdateCache(c); err != nil {
-					t.Fatal(err)
+				if failed(h.UpdateCache(c)) {
+					break
 				}
 				switch {
 				case e == nil && c.LeaseUntil != 0:
@@ -193,8 +217,8 @@ func FuzzStore(f *testing.F) {
 			case 8:
 				v, exp := payload(), expiry()
 				c := Cache{FreshUntil: int64(next()), LeaseToken: uint64(next())}
-				if err := h.SetCache(v, exp, c); err != nil {
-					t.Fatal(err)
+				if failed(h.SetCache(v, exp, c)) {
+					break
 				}
 				md.m[k] = &modelEntry{val: v, kind: KindString, exp: exp, cache: c, hasCache: true}
 				wrote = true
@@ -240,9 +264,20 @@ func FuzzStore(f *testing.F) {
 			}
 			h.Close()
 			for _, r := range removed {
-				if e := md.m[r]; !md.expired[r] && (e == nil || e.placeholder || e.exp == 0 || md.now <= e.exp) {
+				if md.expired[r] {
+					continue // the expiry of the record the model dropped on lookup
+				}
+				e := md.m[r]
+				if evicting && e != nil && !e.placeholder {
+					delete(md.m, r)
+					continue
+				}
+				if e == nil || e.placeholder || e.exp == 0 || md.now <= e.exp {
 					t.Fatalf("step %d: OnRemove(%q) for a key that has not expired", step, r)
 				}
+			}
+			if m := s.Memory(); evicting && m > limit {
+				t.Fatalf("step %d: memory %d over the limit", step, m)
 			}
 			removed = removed[:0]
 			clear(md.expired)

@@ -21,7 +21,7 @@ import "math/rand/v2"
 // (LockAll): with a partial set, waiting for a shard below one it holds could
 // deadlock with a LockKeys elsewhere. The same holds for Flush.
 func (s *Store) Scan(cursor uint64, count int, locks *Locks, fn func(key []byte, kind Kind, expireAt int64)) uint64 {
-	count = max(count, 1)
+	count = min(max(count, 1), 1<<30)
 	si, idx := int(cursor>>32), uint32(cursor)
 	emitted, budget := 0, 10*count
 	now := s.Now()
