@@ -234,20 +234,15 @@ func recordSize(klen, vlen int, cache bool) int {
 	return n
 }
 
-// writeRecord fills rec with key, val and, when c is not nil, cache
-// metadata. val may overlap rec (a value rewritten in place from its own old
-// bytes): it is moved first, and nothing written afterwards overlaps its new
-// place.
-func writeRecord(rec, key, val []byte, c *Cache) {
+// writeHeader fills in a new record's header, cache metadata (when c is
+// not nil) and key, for a value of vlen bytes that the caller copies in.
+func writeHeader(rec, key []byte, vlen int, c *Cache) {
+	binary.LittleEndian.PutUint32(rec[0:4], uint32(len(key)))
+	binary.LittleEndian.PutUint32(rec[4:8], uint32(vlen))
 	off := hdrSize
 	if c != nil {
+		putCache(rec, c)
 		off += cacheSize
 	}
-	copy(rec[off+len(key):], val)
 	copy(rec[off:], key)
-	if c != nil {
-		putCache(rec, c)
-	}
-	binary.LittleEndian.PutUint32(rec[0:4], uint32(len(key)))
-	binary.LittleEndian.PutUint32(rec[4:8], uint32(len(val)))
 }

@@ -207,6 +207,7 @@ func (h *Handle) put(n int, c *Cache) ([]byte, slotRef, error) {
 		size = classSizes[class]
 	}
 	off := recordSize(len(h.key), 0, withCache)
+	var prev slotRef
 	e := h.e()
 	if e == nil {
 		if err := h.reserve(entryCost + int64(size)); err != nil {
@@ -227,25 +228,16 @@ func (h *Handle) put(n int, c *Cache) ([]byte, slotRef, error) {
 		if err := h.reserve(int64(size - old)); err != nil {
 			return nil, slotRef{}, err
 		}
-		prev := slotRef{e.class, e.loc, true}
+		prev = slotRef{e.class, e.loc, true}
 		e.class, e.loc = class, sh.arena.alloc(class, size)
-		rec := sh.rec(e)
-		writeRecord(rec, h.key, nil, c)
-		setValLen(rec, n)
-		if withCache {
-			e.flags |= flagCache
-		} else {
-			e.flags &^= flagCache
-		}
-		return rec[off : off+n : off+n], prev, nil
 	}
 	rec := sh.rec(e)
-	writeRecord(rec, h.key, nil, c)
-	setValLen(rec, n)
+	writeHeader(rec, h.key, n, c)
+	e.flags &^= flagCache
 	if withCache {
 		e.flags |= flagCache
 	}
-	return rec[off : off+n : off+n], slotRef{}, nil
+	return rec[off : off+n : off+n], prev, nil
 }
 
 // finish releases the replaced slot and sets the entry's kind and expiry,
