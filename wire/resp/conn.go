@@ -70,7 +70,7 @@ type conn struct {
 	nc     net.Conn
 	tw     *tryWriter // nil when the socket cannot be written without waiting
 	rd     *reader
-	client *node.Client
+	client *node.Client // set under mu once connected; then read by the command goroutine only
 
 	mu       sync.Mutex
 	w        writer // replies; see above for who may touch w.b
@@ -126,7 +126,9 @@ func (c *conn) serve() {
 		c.w.Error(err.Error())
 		c.finish(endLast)
 	} else {
+		c.mu.Lock()
 		c.client = client
+		c.mu.Unlock()
 		why := c.loop()
 		c.finish(why)
 		client.Disconnect()

@@ -594,7 +594,10 @@ func connOf(t testing.TB, s *Server, c *client) *conn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sc := range s.conns {
-		if sc.client != nil && strconv.FormatInt(sc.client.ID(), 10) == id {
+		sc.mu.Lock()
+		cl := sc.client
+		sc.mu.Unlock()
+		if cl != nil && strconv.FormatInt(cl.ID(), 10) == id {
 			return sc
 		}
 	}
