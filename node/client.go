@@ -151,7 +151,7 @@ func (c *Client) lookup(args [][]byte) (*Command, bool) {
 		c.w.Error(msg)
 		return nil, false
 	}
-	if cmd.sub != nil {
+	if cmd.sub != nil && !(len(args) == 1 && cmd.Handler != nil) {
 		if len(args) < 2 {
 			c.reject(cmd, arityError(cmd))
 			return nil, false
@@ -186,7 +186,7 @@ func (c *Client) call(cmd *Command, args [][]byte) {
 		c.trackRead(cmd, args)
 	}
 	cmd.Handler(c, args)
-	if cmd.Flags&flagWrite != 0 && c.n.tracking.active() {
+	if cmd.Flags&flagWrite != 0 && !c.failed && c.n.tracking.active() {
 		c.n.tracking.invalidateKeys(c, cmd, args)
 	}
 	if c.track.caching != 0 && c.multi == nil && cmd.Name != "client" && cmd.parent == nil {
@@ -210,6 +210,12 @@ func (c *Client) lastCmdIs(cmd *Command) bool {
 // reject answers a command that was refused before it ran.
 func (c *Client) reject(cmd *Command, msg string) {
 	c.n.stats.reject(cmd)
+	if cmd.Name == "exec" {
+		// A refused EXEC discards the transaction, as in Redis.
+		c.multi = nil
+		c.unwatch()
+		msg = "EXECABORT Transaction discarded because of: " + strings.TrimPrefix(msg, "ERR ")
+	}
 	c.n.stats.errorReply(msg)
 	c.w.Error(msg)
 }

@@ -1,6 +1,9 @@
 package node
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+)
 
 // Command describes one command once, for everything that needs to know it:
 // dispatch, arity checks, COMMAND INFO/DOCS/LIST, MULTI queueing, tracking,
@@ -15,7 +18,9 @@ type Command struct {
 	Group                   string // COMMAND DOCS group: string, generic, connection, server, transactions
 	Summary                 string
 	Since                   string // the Redis version the command first appeared in
-	Handler                 func(c *Client, args [][]byte)
+	// Categories are ACL categories beyond those its flags and group imply.
+	Categories []string
+	Handler    func(c *Client, args [][]byte)
 
 	fullName string              // "client|setname" for a subcommand
 	parent   *Command            // the container of a subcommand
@@ -37,16 +42,33 @@ const (
 	flagStale                     // allowed on a stale replica
 	flagAllKeys                   // touches the whole keyspace (locks every shard inside EXEC)
 	flagNoScript
+	flagDangerous  // ACL category @dangerous without being admin (KEYS, FLUSHALL)
+	flagAllowBusy  // documentary, as Redis reports it
+	flagNoCategory // a container: no ACL category of its group
+	flagSkipSlowlog
 )
 
-var flagNames = []string{"write", "readonly", "denyoom", "admin", "fast", "no_auth", "no_multi", "loading", "stale", "", "noscript"}
+// flagAnyState are the flags Redis gives commands that run in any server
+// state (loading, stale replica) and never in scripts.
+const flagAnyState = flagNoScript | flagLoading | flagStale
 
-// names lists the flags in Redis's COMMAND INFO spelling.
+// flagOrder is how COMMAND INFO lists flags: Redis's order, Redis's names.
+// flagNoMulti, flagAllKeys and flagDangerous are Sluice's own and not shown.
+var flagOrder = []struct {
+	flag Flag
+	name string
+}{
+	{flagWrite, "write"}, {flagReadonly, "readonly"}, {flagDenyOOM, "denyoom"}, {flagAdmin, "admin"},
+	{flagNoScript, "noscript"}, {flagLoading, "loading"}, {flagStale, "stale"}, {flagFast, "fast"},
+	{flagSkipSlowlog, "skip_slowlog"}, {flagNoAuth, "no_auth"}, {flagAllowBusy, "allow_busy"},
+}
+
+// names lists the flags in Redis's COMMAND INFO spelling and order.
 func (f Flag) names() []string {
 	var out []string
-	for i, name := range flagNames {
-		if f&(1<<i) != 0 && name != "" {
-			out = append(out, name)
+	for _, fl := range flagOrder {
+		if f&fl.flag != 0 {
+			out = append(out, fl.name)
 		}
 	}
 	return out
@@ -114,19 +136,31 @@ func arityError(c *Command) string {
 	return "ERR wrong number of arguments for '" + c.fullName + "' command"
 }
 
+// unknownCommandError words the error as Redis does, C strings included:
+// each argument is cut at its first NUL, and the arguments shown share a
+// budget of 128 characters.
 func unknownCommandError(args [][]byte) string {
 	var b strings.Builder
 	b.WriteString("ERR unknown command '")
-	b.WriteString(truncate(string(args[0]), 128))
+	b.WriteString(truncate(cString(args[0]), 128))
 	b.WriteString("', with args beginning with: ")
 	start := b.Len()
 	for _, a := range args[1:] {
-		if b.Len()-start >= 128 {
+		used := b.Len() - start
+		if used >= 128 {
 			break
 		}
 		b.WriteByte('\'')
-		b.WriteString(truncate(string(a), 128-(b.Len()-start)))
+		b.WriteString(truncate(cString(a), 128-used))
 		b.WriteString("' ")
 	}
 	return strings.NewReplacer("\r", " ", "\n", " ").Replace(b.String())
+}
+
+// cString is what C's %s prints of b: the bytes before the first NUL.
+func cString(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
 }

@@ -20,6 +20,8 @@ type Config struct {
 	RequirePass string
 	// Shards is the store's shard count (power of two); 0 = 256.
 	Shards int
+	// ConfigFile is the path of the file the settings came from, for INFO.
+	ConfigFile string
 
 	Limits Limits
 

@@ -19,12 +19,12 @@ func init() {
 	}
 	register(
 		conn("ping", -1, flagFast, "1.0.0", "Returns the server's liveliness response.", cmdPing),
-		conn("echo", 2, flagFast, "1.0.0", "Returns the given string.", cmdEcho),
-		conn("hello", -1, flagNoAuth|flagFast|flagNoMulti, "6.0.0", "Handshakes with the Redis server.", cmdHello),
-		conn("auth", -2, flagNoAuth|flagFast|flagNoMulti, "1.0.0", "Authenticates the connection.", cmdAuth),
-		conn("select", 2, flagFast, "1.0.0", "Changes the selected database.", cmdSelect),
-		conn("quit", -1, flagNoAuth|flagFast|flagNoMulti, "1.0.0", "Closes the connection.", cmdQuit),
-		conn("reset", 1, flagNoAuth|flagFast|flagNoMulti, "6.2.0", "Resets the connection.", cmdReset),
+		conn("echo", 2, flagLoading|flagStale|flagFast, "1.0.0", "Returns the given string.", cmdEcho),
+		conn("hello", -1, flagAnyState|flagNoAuth|flagFast|flagAllowBusy, "6.0.0", "Handshakes with the Redis server.", cmdHello),
+		conn("auth", -2, flagAnyState|flagNoAuth|flagFast|flagAllowBusy, "1.0.0", "Authenticates the connection.", cmdAuth),
+		conn("select", 2, flagLoading|flagStale|flagFast, "1.0.0", "Changes the selected database.", cmdSelect),
+		conn("quit", -1, flagAnyState|flagNoAuth|flagFast|flagNoMulti|flagAllowBusy, "1.0.0", "Closes the connection.", cmdQuit),
+		conn("reset", 1, flagAnyState|flagNoAuth|flagFast|flagNoMulti|flagAllowBusy, "6.2.0", "Resets the connection.", cmdReset),
 	)
 }
 
@@ -47,7 +47,7 @@ func cmdSelect(c *Client, args [][]byte) {
 	case !ok:
 		c.err(errNotInt)
 	case db != 0:
-		c.err(errDBIndex)
+		c.err(errSelectCluster)
 	default:
 		c.w.SimpleString("OK")
 	}
@@ -64,6 +64,9 @@ func (c *Client) checkPassword(user, pass []byte) bool {
 	want := *c.n.pass.Load()
 	if user != nil && string(user) != "default" {
 		return false
+	}
+	if want == "" {
+		return true // the default user has no password: any one is accepted
 	}
 	return subtle.ConstantTimeCompare(pass, []byte(want)) == 1
 }
@@ -105,8 +108,8 @@ func cmdHello(c *Client, args [][]byte) {
 		}
 		proto = int(v)
 	}
-	var user, pass, name []byte
-	hasAuth, hasName := false, false
+	var user, pass []byte
+	hasAuth := false
 	for i := 2; i < len(args); i++ {
 		more := len(args) - i - 1
 		switch {
@@ -114,7 +117,12 @@ func cmdHello(c *Client, args [][]byte) {
 			user, pass, hasAuth = args[i+1], args[i+2], true
 			i += 2
 		case eqFold(args[i], "setname") && more >= 1:
-			name, hasName = args[i+1], true
+			name := args[i+1]
+			if msg := validName(name); msg != "" {
+				c.err(msg)
+				return
+			}
+			c.setName(string(name)) // at once, as Redis 7.0 does, even if a later option fails
 			i++
 		default:
 			c.err("ERR Syntax error in HELLO option '" + string(args[i]) + "'")
@@ -129,15 +137,8 @@ func cmdHello(c *Client, args [][]byte) {
 		c.authed = true
 	}
 	if !c.authed {
-		c.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
+		c.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 		return
-	}
-	if hasName {
-		if msg := validName(name); msg != "" {
-			c.err(msg)
-			return
-		}
-		c.setName(string(name))
 	}
 	c.proto = proto
 	c.resp3.Store(proto == 3)
@@ -193,13 +194,15 @@ func (c *Client) setName(name string) {
 
 func init() {
 	sub := func(name string, arity int, flags Flag, since, summary string, h func(*Client, [][]byte)) *Command {
-		return &Command{Name: name, Arity: arity, Flags: flags, Since: since, Summary: summary, Handler: h}
+		return &Command{Name: name, Arity: arity, Flags: flags | flagAnyState, Since: since, Summary: summary, Handler: h}
 	}
-	register(subcommands(&Command{Name: "client", Arity: -2, Group: "connection", Since: "2.4.0", Summary: "A container for client connection commands."},
-		sub("id", 2, flagFast, "5.0.0", "Returns the unique client ID of the connection.", func(c *Client, _ [][]byte) { c.w.Int(c.id) }),
-		sub("setname", 3, flagFast, "2.6.9", "Sets the connection name.", cmdClientSetName),
-		sub("getname", 2, flagFast, "2.6.9", "Returns the name of the connection.", cmdClientGetName),
-		sub("setinfo", 4, flagFast, "7.2.0", "Sets information specific to the client or connection.", cmdClientSetInfo),
+	help := sub("help", 2, 0, "5.0.0", "Returns helpful text about the different subcommands.", cmdClientHelp)
+	help.Flags &^= flagNoScript
+	register(subcommands(&Command{Name: "client", Arity: -2, Flags: flagNoCategory, Group: "connection", Since: "2.4.0", Summary: "A container for client connection commands."},
+		sub("id", 2, 0, "5.0.0", "Returns the unique client ID of the connection.", func(c *Client, _ [][]byte) { c.w.Int(c.id) }),
+		sub("setname", 3, 0, "2.6.9", "Sets the connection name.", cmdClientSetName),
+		sub("getname", 2, 0, "2.6.9", "Returns the name of the connection.", cmdClientGetName),
+		sub("setinfo", 4, 0, "7.2.0", "Sets information specific to the client or connection.", cmdClientSetInfo),
 		sub("info", 2, 0, "6.2.0", "Returns information about the connection.", cmdClientInfo),
 		sub("list", -2, flagAdmin, "2.4.0", "Lists open connections.", cmdClientList),
 		sub("kill", -3, flagAdmin, "2.4.0", "Terminates open connections.", cmdClientKill),
@@ -208,9 +211,7 @@ func init() {
 		sub("caching", 3, 0, "6.0.0", "Instructs the server whether to track the keys in the next request.", cmdClientCaching),
 		sub("getredir", 2, 0, "6.0.0", "Returns the client ID to which the connection's tracking notifications are redirected.", func(c *Client, _ [][]byte) { c.w.Int(c.track.redirect()) }),
 		sub("trackinginfo", 2, 0, "6.2.0", "Returns information about server-assisted client-side caching for the connection.", cmdClientTrackingInfo),
-		sub("no-evict", 3, flagAdmin, "7.0.0", "Sets the client eviction mode of the connection.", cmdClientOnOff),
-		sub("no-touch", 3, 0, "7.2.0", "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.", cmdClientOnOff),
-		sub("help", 2, 0, "5.0.0", "Returns helpful text about the different subcommands.", cmdClientHelp),
+		help,
 	))
 }
 
@@ -250,14 +251,6 @@ func cmdClientSetInfo(c *Client, args [][]byte) {
 	default:
 		c.failed = true
 		c.w.Error("ERR Unrecognized option '" + string(args[2]) + "'")
-		return
-	}
-	c.w.SimpleString("OK")
-}
-
-func cmdClientOnOff(c *Client, args [][]byte) {
-	if !eqFold(args[2], "on") && !eqFold(args[2], "off") {
-		c.err(errSyntax)
 		return
 	}
 	c.w.SimpleString("OK")
@@ -303,7 +296,7 @@ func cmdClientList(c *Client, args [][]byte) {
 			}
 			for i++; i < len(args); i++ {
 				id, ok := parseInt(args[i])
-				if !ok || id <= 0 {
+				if !ok {
 					c.err("ERR Invalid client ID")
 					return
 				}

@@ -14,7 +14,7 @@ const (
 	errOOM           = "OOM command not allowed when used memory > 'maxmemory'."
 	errNoSuchKey     = "ERR no such key"
 	errInvalidExpire = "ERR invalid expire time in '%s' command"
-	errDBIndex       = "ERR DB index is out of range"
+	errSelectCluster = "ERR SELECT is not allowed in cluster mode"
 	errStringLen     = "ERR string exceeds maximum allowed size (proto-max-bulk-len)"
 	errOffsetRange   = "ERR offset is out of range"
 	errNestedMulti   = "ERR MULTI calls can not be nested"

@@ -15,7 +15,7 @@ import (
 // INFO, with the sections Redis users and tools read.
 
 func init() {
-	register(&Command{Name: "info", Arity: -1, Flags: flagLoading | flagStale, Group: "server", Since: "1.0.0", Summary: "Returns information and statistics about the server.", Handler: cmdInfo})
+	register(&Command{Name: "info", Arity: -1, Flags: flagLoading | flagStale | flagDangerous, Group: "server", Since: "1.0.0", Summary: "Returns information and statistics about the server.", Handler: cmdInfo})
 }
 
 // infoSections in output order; default marks the ones INFO with no argument shows.
@@ -60,14 +60,21 @@ func cmdInfo(c *Client, args [][]byte) {
 			b = append(b, "\r\n"...)
 		}
 		b = append(b, "# "...)
-		b = append(b, strings.ToUpper(s.name[:1])...)
-		b = append(b, s.name[1:]...)
+		b = append(b, sectionTitle(s.name)...)
 		b = append(b, "\r\n"...)
 		if s.section != nil {
 			b = s.section(c.n, b)
 		}
 	}
 	c.w.Verbatim("txt", b)
+}
+
+// sectionTitle is the header Redis prints for a section: "Server", "CPU".
+func sectionTitle(name string) string {
+	if name == "cpu" {
+		return "CPU"
+	}
+	return strings.ToUpper(name[:1]) + name[1:]
 }
 
 func field(b []byte, name, value string) []byte {
@@ -104,7 +111,8 @@ func (n *Node) infoServer(b []byte) []byte {
 	b = fieldInt(b, "uptime_in_days", int64(up/(24*time.Hour)))
 	b = fieldInt(b, "hz", 10)
 	exe, _ := os.Executable()
-	return field(b, "executable", exe)
+	b = field(b, "executable", exe)
+	return field(b, "config_file", n.cfg.ConfigFile)
 }
 
 func (n *Node) infoClients(b []byte) []byte {
@@ -123,6 +131,7 @@ func (n *Node) infoMemory(b []byte) []byte {
 	max := n.maxMemory.Load()
 	b = fieldInt(b, "used_memory", st.Memory)
 	b = field(b, "used_memory_human", humanBytes(st.Memory))
+	b = fieldInt(b, "used_memory_peak", n.stats.peakMemory(st.Memory))
 	b = fieldInt(b, "used_memory_rss", rss())
 	b = field(b, "used_memory_rss_human", humanBytes(rss()))
 	b = fieldInt(b, "used_memory_heap", int64(ms.HeapAlloc))
@@ -145,6 +154,7 @@ func (n *Node) infoStats(b []byte) []byte {
 	st := n.store.Stats()
 	b = fieldInt(b, "total_connections_received", n.stats.totalConns.Load())
 	b = fieldInt(b, "total_commands_processed", n.stats.commands.Load())
+	b = fieldInt(b, "instantaneous_ops_per_sec", n.stats.opsPerSec())
 	b = fieldInt(b, "rejected_connections", n.stats.rejectedConns.Load())
 	b = fieldInt(b, "expired_keys", st.Expired)
 	b = fieldInt(b, "evicted_keys", st.Evicted)

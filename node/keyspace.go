@@ -33,12 +33,12 @@ func init() {
 		k1("persist", 2, flagWrite|flagFast, "2.2.0", "Removes the expiration time of a key.", cmdPersist),
 		&Command{Name: "rename", Arity: 3, Flags: flagWrite, FirstKey: 1, LastKey: 2, Step: 1, Group: "generic", Since: "1.0.0", Summary: "Renames a key and overwrites the destination.", Handler: cmdRename},
 		&Command{Name: "renamenx", Arity: 3, Flags: flagWrite | flagFast, FirstKey: 1, LastKey: 2, Step: 1, Group: "generic", Since: "1.0.0", Summary: "Renames a key only when the target key name doesn't exist.", Handler: cmdRenameNX},
-		&Command{Name: "keys", Arity: 2, Flags: flagReadonly | flagAllKeys, Group: "generic", Since: "1.0.0", Summary: "Returns all key names that match a pattern.", Handler: cmdKeys},
+		&Command{Name: "keys", Arity: 2, Flags: flagReadonly | flagAllKeys | flagDangerous, Group: "generic", Since: "1.0.0", Summary: "Returns all key names that match a pattern.", Handler: cmdKeys},
 		&Command{Name: "scan", Arity: -2, Flags: flagReadonly | flagAllKeys, Group: "generic", Since: "2.8.0", Summary: "Iterates over the key names in the database.", Handler: cmdScan},
 		&Command{Name: "randomkey", Arity: 1, Flags: flagReadonly | flagAllKeys, Group: "generic", Since: "1.0.0", Summary: "Returns a random key name from the database.", Handler: cmdRandomKey},
 		&Command{Name: "dbsize", Arity: 1, Flags: flagReadonly | flagFast | flagAllKeys, Group: "server", Since: "1.0.0", Summary: "Returns the number of keys in the database.", Handler: cmdDBSize},
-		&Command{Name: "flushdb", Arity: -1, Flags: flagWrite | flagAllKeys, Group: "server", Since: "1.0.0", Summary: "Removes all keys from the current database.", Handler: cmdFlush},
-		&Command{Name: "flushall", Arity: -1, Flags: flagWrite | flagAllKeys, Group: "server", Since: "1.0.0", Summary: "Removes all keys from all databases.", Handler: cmdFlush},
+		&Command{Name: "flushdb", Arity: -1, Flags: flagWrite | flagAllKeys | flagDangerous, Group: "server", Since: "1.0.0", Summary: "Removes all keys from the current database.", Handler: cmdFlush},
+		&Command{Name: "flushall", Arity: -1, Flags: flagWrite | flagAllKeys | flagDangerous, Group: "server", Since: "1.0.0", Summary: "Removes all keys from all databases.", Handler: cmdFlush},
 	)
 }
 
@@ -305,8 +305,8 @@ func cmdKeys(c *Client, args [][]byte) {
 }
 
 func cmdScan(c *Client, args [][]byte) {
-	cursor, err := strconv.ParseUint(string(args[1]), 10, 64)
-	if err != nil {
+	cursor, ok := parseCursor(args[1])
+	if !ok {
 		c.err(errCursor)
 		return
 	}
@@ -358,6 +358,31 @@ func cmdScan(c *Client, args [][]byte) {
 	for _, k := range keys {
 		c.w.Bulk(k)
 	}
+}
+
+// parseCursor reads a SCAN cursor as Redis does with strtoul: an optional
+// sign (a negative cursor wraps around), decimal digits, and "" as 0; no
+// leading space, no trailing garbage, no overflow.
+func parseCursor(b []byte) (uint64, bool) {
+	if len(b) == 0 {
+		return 0, true
+	}
+	neg := false
+	digits := b
+	if b[0] == '+' || b[0] == '-' {
+		neg, digits = b[0] == '-', b[1:]
+	}
+	if len(digits) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(string(digits), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if neg {
+		v = -v
+	}
+	return v, true
 }
 
 func cmdRandomKey(c *Client, args [][]byte) {

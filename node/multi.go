@@ -14,14 +14,14 @@ import (
 
 func init() {
 	tx := func(name string, arity int, flags Flag, first, last int, since, summary string, h func(*Client, [][]byte)) *Command {
-		return &Command{Name: name, Arity: arity, Flags: flags | flagNoMulti | flagFast, FirstKey: first, LastKey: last, Step: 1, Group: "transactions", Since: since, Summary: summary, Handler: h}
+		return &Command{Name: name, Arity: arity, Flags: flags | flagAnyState, FirstKey: first, LastKey: last, Step: 1, Group: "transactions", Since: since, Summary: summary, Handler: h}
 	}
 	register(
-		tx("multi", 1, 0, 0, 0, "1.2.0", "Starts a transaction.", cmdMulti),
-		tx("exec", 1, 0, 0, 0, "1.2.0", "Executes all commands in a transaction.", cmdExec),
-		tx("discard", 1, 0, 0, 0, "2.0.0", "Discards a transaction.", cmdDiscard),
-		tx("watch", -2, 0, 1, -1, "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", cmdWatch),
-		tx("unwatch", 1, 0, 0, 0, "2.2.0", "Forgets about watched keys of a transaction.", cmdUnwatch),
+		tx("multi", 1, flagNoMulti|flagFast|flagAllowBusy, 0, 0, "1.2.0", "Starts a transaction.", cmdMulti),
+		tx("exec", 1, flagNoMulti|flagSkipSlowlog, 0, 0, "1.2.0", "Executes all commands in a transaction.", cmdExec),
+		tx("discard", 1, flagNoMulti|flagFast|flagAllowBusy, 0, 0, "2.0.0", "Discards a transaction.", cmdDiscard),
+		tx("watch", -2, flagNoMulti|flagFast|flagAllowBusy, 1, -1, "2.2.0", "Monitors changes to keys to determine the execution of a transaction.", cmdWatch),
+		tx("unwatch", 1, flagFast|flagAllowBusy, 0, 0, "2.2.0", "Forgets about watched keys of a transaction.", cmdUnwatch),
 	)
 }
 

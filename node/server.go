@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -16,16 +17,16 @@ func init() {
 	}
 	register(
 		subcommands(&Command{Name: "config", Arity: -2, Group: "server", Since: "2.0.0", Summary: "A container for server configuration commands."},
-			sub("get", -3, flagAdmin|flagLoading|flagStale, "2.0.0", "Returns the effective values of configuration parameters.", cmdConfigGet),
-			sub("set", -4, flagAdmin|flagLoading|flagStale, "2.0.0", "Sets configuration parameters in-flight.", cmdConfigSet),
-			sub("resetstat", 2, flagAdmin|flagLoading|flagStale, "2.0.0", "Resets the server's statistics.", cmdConfigResetStat),
+			sub("get", -3, flagAdmin|flagAnyState, "2.0.0", "Returns the effective values of configuration parameters.", cmdConfigGet),
+			sub("set", -4, flagAdmin|flagAnyState, "2.0.0", "Sets configuration parameters in-flight.", cmdConfigSet),
+			sub("resetstat", 2, flagAdmin|flagAnyState, "2.0.0", "Resets the server's statistics.", cmdConfigResetStat),
 		),
-		subcommands(&Command{Name: "command", Arity: -1, Group: "server", Since: "2.8.13", Summary: "Returns detailed information about all commands.", Handler: cmdCommandAll},
+		subcommands(&Command{Name: "command", Arity: -1, Flags: flagLoading | flagStale, Group: "server", Categories: []string{"@connection"}, Since: "2.8.13", Summary: "Returns detailed information about all commands.", Handler: cmdCommandAll},
 			sub("count", 2, flagLoading|flagStale, "2.8.13", "Returns a count of commands.", cmdCommandCount),
 			sub("list", -2, flagLoading|flagStale, "7.0.0", "Returns a list of command names.", cmdCommandList),
 			sub("info", -2, flagLoading|flagStale, "2.8.13", "Returns information about one, multiple or all commands.", cmdCommandInfo),
 			sub("docs", -2, flagLoading|flagStale, "7.0.0", "Returns documentary information about one, multiple or all commands.", cmdCommandDocs),
-			sub("getkeys", -3, flagLoading|flagStale, "2.8.13", "Extracts the key names from an arbitrary command.", cmdCommandGetKeys),
+			sub("getkeys", -4, flagLoading|flagStale, "2.8.13", "Extracts the key names from an arbitrary command.", cmdCommandGetKeys),
 		),
 		&Command{Name: "time", Arity: 1, Flags: flagLoading | flagStale | flagFast, Group: "server", Since: "2.6.0", Summary: "Returns the server time.", Handler: cmdTime},
 		subcommands(&Command{Name: "function", Arity: -2, Group: "scripting", Since: "7.0.0", Summary: "A container for function commands. Sluice has no functions, so there is only FLUSH."},
@@ -130,20 +131,31 @@ func ParseMemory(s string) (int64, error) {
 }
 
 func cmdConfigGet(c *Client, args [][]byte) {
-	var out []configParam
+	// A plain name is answered under the name as the client wrote it, a
+	// pattern under the parameters' own names, as Redis 7.0 does.
+	type found struct {
+		name string
+		p    configParam
+	}
+	var out []found
 	seen := map[string]bool{}
 	for _, pat := range args[2:] {
+		plain := !bytes.ContainsAny(pat, "*?[")
 		for _, p := range configParams {
 			if !seen[p.name] && globMatch(pat, []byte(p.name), true) {
 				seen[p.name] = true
-				out = append(out, p)
+				name := p.name
+				if plain {
+					name = string(pat)
+				}
+				out = append(out, found{name, p})
 			}
 		}
 	}
 	c.w.Map(len(out))
-	for _, p := range out {
-		c.w.BulkString(p.name)
-		c.w.BulkString(p.get(c.n))
+	for _, f := range out {
+		c.w.BulkString(f.name)
+		c.w.BulkString(f.p.get(c.n))
 	}
 }
 
@@ -248,7 +260,7 @@ func cmdCommandList(c *Client, args [][]byte) {
 			out = append(out, cmd.fullName)
 		}
 		for _, s := range sortedNames(cmd.sub) {
-			if filter != nil && filter(cmd.sub[s]) {
+			if filter == nil || filter(cmd.sub[s]) {
 				out = append(out, cmd.sub[s].fullName)
 			}
 		}
@@ -280,7 +292,7 @@ func cmdCommandInfo(c *Client, args [][]byte) {
 		if cmd := findCommand(name); cmd != nil {
 			c.writeCommandInfo(cmd)
 		} else {
-			c.w.NullArray()
+			c.w.Null()
 		}
 	}
 }
@@ -298,7 +310,11 @@ func (c *Client) writeCommandInfo(cmd *Command) {
 	last := cmd.LastKey
 	c.w.Int(int64(cmd.FirstKey))
 	c.w.Int(int64(last))
-	c.w.Int(int64(cmd.Step))
+	if cmd.FirstKey == 0 {
+		c.w.Int(0)
+	} else {
+		c.w.Int(int64(cmd.Step))
+	}
 	cats := aclCategories(cmd)
 	c.w.Set(len(cats))
 	for _, cat := range cats {
@@ -317,17 +333,27 @@ func (c *Client) writeCommandInfo(cmd *Command) {
 	}
 }
 
-// writeKeySpec writes the one range key spec the table's key positions describe.
+// writeKeySpec writes the key specs the table's key positions describe: one
+// per key for a fixed number of keys (RENAME's source and destination), one
+// range for a variable number (MSET).
 func (c *Client) writeKeySpec(cmd *Command) {
-	lastKey := int64(cmd.LastKey - cmd.FirstKey)
 	if cmd.LastKey < 0 {
-		lastKey = int64(cmd.LastKey)
+		c.w.Array(1)
+		c.writeRangeSpec(cmd, cmd.FirstKey, int64(cmd.LastKey))
+		return
 	}
+	n := (cmd.LastKey-cmd.FirstKey)/cmd.Step + 1
+	c.w.Array(n)
+	for i := range n {
+		c.writeRangeSpec(cmd, cmd.FirstKey+i*cmd.Step, 0)
+	}
+}
+
+func (c *Client) writeRangeSpec(cmd *Command, index int, lastKey int64) {
 	access := "RO"
 	if cmd.Flags&flagWrite != 0 {
 		access = "RW"
 	}
-	c.w.Array(1)
 	c.w.Map(3)
 	c.w.BulkString("flags")
 	c.w.Set(1)
@@ -339,7 +365,7 @@ func (c *Client) writeKeySpec(cmd *Command) {
 	c.w.BulkString("spec")
 	c.w.Map(1)
 	c.w.BulkString("index")
-	c.w.Int(int64(cmd.FirstKey))
+	c.w.Int(int64(index))
 	c.w.BulkString("find_keys")
 	c.w.Map(2)
 	c.w.BulkString("type")
@@ -354,42 +380,63 @@ func (c *Client) writeKeySpec(cmd *Command) {
 	c.w.Int(0)
 }
 
-// aclCategories derives Redis's ACL categories from the command's flags and group.
+// aclCategoryOrder is Redis's order of ACL categories (its category bits),
+// with Sluice's own (@ratelimit, @cache) last.
+var aclCategoryOrder = []string{"@keyspace", "@read", "@write", "@string", "@admin", "@fast", "@slow",
+	"@dangerous", "@connection", "@transaction", "@scripting", "@ratelimit", "@cache"}
+
+// aclCategories derives Redis's ACL categories from the command's flags and
+// group, in Redis's order.
 func aclCategories(cmd *Command) []string {
-	var cats []string
+	has := map[string]bool{}
 	switch {
 	case cmd.Flags&flagWrite != 0:
-		cats = append(cats, "@write")
+		has["@write"] = true
 	case cmd.Flags&flagReadonly != 0:
-		cats = append(cats, "@read")
-	}
-	if cmd.Flags&flagAdmin != 0 {
-		cats = append(cats, "@admin", "@dangerous")
-	}
-	if cmd.Flags&flagFast != 0 {
-		cats = append(cats, "@fast")
-	} else {
-		cats = append(cats, "@slow")
+		has["@read"] = true
 	}
 	group := cmd.Group
 	if cmd.parent != nil {
 		group = cmd.parent.Group
 	}
-	switch group {
-	case "string":
-		cats = append(cats, "@string")
-	case "generic":
-		cats = append(cats, "@keyspace")
-	case "connection":
-		cats = append(cats, "@connection")
-	case "transactions":
-		cats = append(cats, "@transaction")
-	case "scripting":
-		cats = append(cats, "@scripting")
-	case "ratelimit":
-		cats = append(cats, "@ratelimit")
-	case "cache":
-		cats = append(cats, "@cache")
+	if cmd.Flags&flagAllKeys != 0 {
+		has["@keyspace"] = true
+	}
+	if cmd.Flags&flagNoCategory == 0 {
+		switch group {
+		case "string":
+			has["@string"] = true
+		case "generic":
+			has["@keyspace"] = true
+		case "connection":
+			has["@connection"] = true
+		case "transactions":
+			has["@transaction"] = true
+		case "scripting":
+			has["@scripting"] = true
+		case "ratelimit":
+			has["@ratelimit"] = true
+		case "cache":
+			has["@cache"] = true
+		}
+	}
+	for _, c := range cmd.Categories {
+		has[c] = true
+	}
+	if cmd.parent != nil {
+		for _, c := range cmd.parent.Categories {
+			has[c] = true
+		}
+	}
+	has["@admin"] = cmd.Flags&flagAdmin != 0
+	has["@dangerous"] = cmd.Flags&(flagAdmin|flagDangerous) != 0
+	has["@fast"] = cmd.Flags&flagFast != 0
+	has["@slow"] = cmd.Flags&flagFast == 0
+	var cats []string
+	for _, c := range aclCategoryOrder {
+		if has[c] {
+			cats = append(cats, c)
+		}
 	}
 	return cats
 }

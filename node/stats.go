@@ -24,6 +24,41 @@ type stats struct {
 
 	errMu  sync.Mutex
 	errors map[string]int64 // error replies by prefix (errorstats)
+
+	peak atomic.Int64 // the most memory INFO has seen in use
+
+	opsMu   sync.Mutex
+	opsAt   time.Time // when opsSeen was sampled
+	opsSeen int64     // total commands at opsAt
+	opsRate int64     // commands per second over the last sample
+}
+
+// peakMemory records used and returns the peak seen so far.
+func (s *stats) peakMemory(used int64) int64 {
+	for {
+		p := s.peak.Load()
+		if used <= p {
+			return p
+		}
+		if s.peak.CompareAndSwap(p, used) {
+			return used
+		}
+	}
+}
+
+// opsPerSec is the command rate between this call and the previous one (at
+// least a second apart), as INFO's instantaneous_ops_per_sec.
+func (s *stats) opsPerSec() int64 {
+	s.opsMu.Lock()
+	defer s.opsMu.Unlock()
+	now, total := time.Now(), s.commands.Load()
+	if d := now.Sub(s.opsAt); d >= time.Second {
+		if !s.opsAt.IsZero() {
+			s.opsRate = int64(float64(total-s.opsSeen) / d.Seconds())
+		}
+		s.opsAt, s.opsSeen = now, total
+	}
+	return s.opsRate
 }
 
 type cmdStats struct {

@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"math"
+	"math/big"
 	"strconv"
 
 	"github.com/sluicedb/sluice/limiter"
@@ -441,7 +442,7 @@ func (c *Client) incrBy(key []byte, by int64) {
 }
 
 func cmdIncrByFloat(c *Client, args [][]byte) {
-	by, ok := parseFloat(args[2])
+	by, ok := parseLongDouble(args[2])
 	if !ok {
 		c.err(errNotFloat)
 		return
@@ -452,22 +453,19 @@ func cmdIncrByFloat(c *Client, args [][]byte) {
 	if !c.checkString(&h) {
 		return
 	}
-	var cur float64
+	cur := new(big.Float)
 	if h.Exists() {
-		if cur, ok = parseFloat(h.Value()); !ok {
+		if cur, ok = parseLongDouble(h.Value()); !ok {
 			c.err(errNotFloat)
 			return
 		}
 	}
-	cur += by
-	if math.IsNaN(cur) || math.IsInf(cur, 0) {
+	sum, ok := addLongDouble(cur, by)
+	if !ok {
 		c.err(errIncrFloatNaN)
 		return
 	}
-	if cur == 0 {
-		cur = 0 // no negative zero
-	}
-	c.num = strconv.AppendFloat(c.num[:0], cur, 'f', -1, 64)
+	c.num = formatLongDouble(c.num[:0], sum)
 	if err := h.Set(c.num, store.KindString, h.ExpireAt()); err != nil {
 		c.writeErr(err)
 		return

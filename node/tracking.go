@@ -293,7 +293,7 @@ func prefixOverlap(prefixes [][]byte) string {
 }
 
 func cmdClientCaching(c *Client, args [][]byte) {
-	if !c.track.on || !(c.track.optin || c.track.optout) {
+	if !c.track.on {
 		c.err("ERR CLIENT CACHING can be called only when the client is in tracking mode with OPTIN or OPTOUT mode enabled")
 		return
 	}
