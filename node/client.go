@@ -92,6 +92,11 @@ func (n *Node) newClient(conn Conn, addr, laddr string) *Client {
 // ID is the client's id (CLIENT ID).
 func (c *Client) ID() int64 { return c.id }
 
+// Authenticated reports whether the client may run commands other than AUTH
+// and HELLO. Protocol servers read it from the goroutine that calls Exec to
+// apply Redis's tighter input limits to unauthenticated clients.
+func (c *Client) Authenticated() bool { return c.authed }
+
 // Disconnect unregisters the client; the protocol server calls it when the
 // connection ends.
 func (c *Client) Disconnect() {
