@@ -149,7 +149,8 @@ func (n *Node) Start() {
 func (n *Node) Ready() bool { return n.ready.Load() }
 
 // expireLoop removes expired keys in the background, as Redis's active expiry
-// does: ten cycles a second, more while a cycle finds many expired keys.
+// does: ten cycles a second, and more at once while a cycle finds many
+// expired keys (each cycle looks at a bounded sample).
 func (n *Node) expireLoop() {
 	defer n.done.Done()
 	t := time.NewTicker(100 * time.Millisecond)
@@ -159,10 +160,15 @@ func (n *Node) expireLoop() {
 		case <-n.stop:
 			return
 		case <-t.C:
-			n.store.ExpireCycle()
+			for i := 0; i < 16 && n.store.ExpireCycle() > expireBacklog; i++ {
+			}
 		}
 	}
 }
+
+// expireBacklog is how many keys one expire cycle must remove for the next
+// to run at once rather than on the next tick.
+const expireBacklog = 1000
 
 // Close stops the servers (they drain their connections), then the
 // background work. It waits until ctx ends at the latest.
@@ -204,7 +210,7 @@ func (n *Node) SetMaxMemory(bytes int64) {
 // store is over maxmemory and the policy may not evict.
 func (n *Node) overMemory() bool {
 	max := n.maxMemory.Load()
-	return max > 0 && store.Policy(n.policy.Load()) == store.NoEviction && n.store.Stats().Memory > max
+	return max > 0 && store.Policy(n.policy.Load()) == store.NoEviction && n.store.Memory() > max
 }
 
 // updateLimits changes the client limits atomically.

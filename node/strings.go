@@ -70,6 +70,8 @@ func (c *Client) writeErr(err error) {
 		c.err(errOOM)
 	case errors.Is(err, store.ErrTooLarge):
 		c.err(errStringLen)
+	case errors.Is(err, store.ErrOffset):
+		c.err(errOffsetRange)
 	case isReplyError(err):
 		c.err(err.Error())
 	default:
