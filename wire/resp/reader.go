@@ -106,9 +106,6 @@ func newReader() *reader {
 	return &reader{buf: make([]byte, readSize), bulk: -1, maxBulk: 512 << 20, maxArgs: 1 << 20}
 }
 
-// buffered reports whether unread input is buffered.
-func (r *reader) buffered() bool { return r.pos < r.end }
-
 // next returns the arguments of the next complete request in the buffer.
 // It returns nil and a nil error when the buffer holds no complete request
 // (empty requests are consumed and skipped), and a *ProtocolError for

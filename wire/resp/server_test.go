@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"runtime"
 	"strconv"
@@ -715,5 +716,103 @@ func TestTrackingInvalidation(t *testing.T) {
 	}
 	if got, want := a.read(), ">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n"; got != want {
 		t.Fatalf("push after own SET: %q, want %q", got, want)
+	}
+}
+
+// TestCloseDeadline closes the server while a client that does not read has
+// output pending: Close gives up when ctx ends, and drops the connection.
+func TestCloseDeadline(t *testing.T) {
+	n, err := node.New(node.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(n, Config{Addr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve()
+	c := dial(t, s)
+	c.do("SET", "big", strings.Repeat("v", 1<<20))
+	var b bytes.Buffer
+	for range 30 {
+		encode(&b, "GET", "big")
+	}
+	encode(&b, "INCR", "done")
+	c.write(b.String())
+	other := dial(t, s)
+	for other.do("GET", "done") != bulk("1") {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := s.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close: %v, want the context's error", err)
+	}
+	c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.Copy(io.Discard, c.nc); isTimeout(err) {
+		t.Fatal("the connection is still open")
+	}
+	n.Close(context.Background())
+}
+
+func TestNewListenError(t *testing.T) {
+	n, err := node.New(node.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(n, Config{Addr: "127.0.0.1:-1"}); err == nil {
+		t.Fatal("New listened on port -1")
+	}
+}
+
+// TestKillBusyClient kills a client in the middle of a deep pipeline: the
+// replies it gets are whole and in order, and no more than the commands run.
+func TestKillBusyClient(t *testing.T) {
+	n, s := startNode(t, node.Config{})
+	a, b := dial(t, s), dial(t, s)
+	id := strings.TrimSuffix(strings.TrimPrefix(a.do("CLIENT", "ID"), ":"), "\r\n")
+	var p bytes.Buffer
+	for range 100000 {
+		encode(&p, "INCR", "counter")
+	}
+	go a.nc.Write(p.Bytes())
+	if got := a.read(); got != ":1\r\n" {
+		t.Fatalf("first INCR: %q", got)
+	}
+	if got := b.do("CLIENT", "KILL", "ID", id); got != ":1\r\n" {
+		t.Fatalf("CLIENT KILL: %q", got)
+	}
+	replies := 1
+	for {
+		a.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := readReply(a.r)
+		if err != nil {
+			if isTimeout(err) {
+				t.Fatal("the killed client's connection is still open")
+			}
+			break
+		}
+		replies++
+		if want := ":" + strconv.Itoa(replies) + "\r\n"; got != want {
+			t.Fatalf("reply %d: %q", replies, got)
+		}
+	}
+	v, err := n.Do(context.Background(), "GET", "counter")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ran, _ := strconv.Atoi(string(v.([]byte))); ran < replies || ran == 100000 {
+		t.Fatalf("%d commands ran, %d replies: want some commands left unrun and every reply for one that ran", ran, replies)
+	}
+}
+
+func TestEffectiveLimits(t *testing.T) {
+	got := effective(node.Limits{})
+	if got.ProtoMaxBulkLen != 512<<20 || got.MaxArgs != 1<<20 || got.OutputBufferLimit != math.MaxInt64 {
+		t.Fatalf("effective(zero) = %+v", got)
+	}
+	set := node.Limits{ProtoMaxBulkLen: 1, MaxArgs: 2, OutputBufferLimit: 3}
+	if got := effective(set); got != set {
+		t.Fatalf("effective(%+v) = %+v", set, got)
 	}
 }
