@@ -17,8 +17,10 @@ const (
 	// flushSize is how much output a batch of pipelined commands collects
 	// before it is handed to the socket without waiting for the batch's end.
 	flushSize = 64 << 10
-	// keepOut is the largest output buffer kept for reuse.
-	keepOut = 1 << 20
+	// keepOut is the largest output buffer kept for reuse: enough for a
+	// batch flushed at flushSize, so that pipelining does not allocate, and
+	// little enough that idle connections do not hoard memory.
+	keepOut = 256 << 10
 	// throttleMark is the most output (or half the output-buffer limit, if
 	// less) that may be pending before the connection stops running a
 	// client's commands and waits for it to read.
