@@ -117,7 +117,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		"maxmemory", o.maxMemory,
 		"maxmemory_policy", o.maxMemoryPolicy,
 		"maxclients", o.maxClients,
-		"timeout", o.timeout,
+		"timeout", o.timeout.String(),
 		"requirepass", o.requirePass != "",
 		"pid", os.Getpid(),
 		"go", runtime.Version(),
@@ -127,7 +127,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 	}
 
 	sig := <-stop
-	log.Info("shutting down: draining clients", "signal", sig.String(), "drain_timeout", drainTimeout)
+	log.Info("shutting down: draining clients", "signal", sig.String(), "drain_timeout", drainTimeout.String())
 	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	closed := make(chan error, 1)
