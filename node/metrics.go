@@ -8,8 +8,10 @@ import (
 
 // Collector returns the node's Prometheus metrics: commands and their
 // latency by name, keys, memory, evictions, expirations, keyspace hits and
-// misses, and clients. Register it on any registry; the numbers are the ones
-// INFO reports.
+// misses, clients and rate-limit decisions. Register it on any registry; the
+// numbers are the ones INFO reports. Per-command series appear once a
+// command has run, so an idle node exports little; the collector is
+// therefore unchecked (it describes no fixed set of series).
 func (n *Node) Collector() prometheus.Collector { return (*collector)(n) }
 
 type collector Node
@@ -32,12 +34,8 @@ var (
 	descRejectConn = prometheus.NewDesc("sluice_connections_rejected_total", "Client connections refused by maxclients.", nil, nil)
 )
 
-func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCommands, descFailed, descRejected, descKeys, descExpires, descMemory, descMaxMemory, descEvicted, descExpired, descHits, descMisses, descClients, descConns, descRejectConn, descRate} {
-		ch <- d
-	}
-	c.stats.latency.Describe(ch)
-}
+// Describe describes nothing: an unchecked collector.
+func (c *collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	n := (*Node)(c)
@@ -47,8 +45,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.failed.Load()), cmd.fullName)
 			ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(s.rejected.Load()), cmd.fullName)
 		}
+		if s.calls.Load() > 0 {
+			s.latency.Collect(ch)
+		}
 	}
-	c.stats.latency.Collect(ch)
 	st := n.store.Stats()
 	gauge := func(d *prometheus.Desc, v int64) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))

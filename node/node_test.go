@@ -519,3 +519,28 @@ func BenchmarkExecIncr(b *testing.B) { benchExec(b, "INCR", "counter") }
 func BenchmarkExecMGet(b *testing.B) { benchExec(b, "MGET", "key:000001", "key:000002", "key:000003") }
 
 type storeKind = store.Kind
+
+func TestParseMemory(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "100": 100, "1k": 1000, "1kb": 1024, "2MB": 2 << 20, "1gb": 1 << 30, "3g": 3e9} {
+		if got, err := ParseMemory(in); err != nil || got != want {
+			t.Errorf("ParseMemory(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "-1", "+1", " 1", "1 ", "1tb", "kb", "01", "9223372036854775807kb"} {
+		if v, err := ParseMemory(bad); err == nil {
+			t.Errorf("ParseMemory(%q) = %d, want an error", bad, v)
+		}
+	}
+}
+
+func FuzzParseMemory(f *testing.F) {
+	for _, s := range []string{"1gb", "100", "-1", "5k"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseMemory(s)
+		if err == nil && v < 0 {
+			t.Fatalf("ParseMemory(%q) = %d: negative", s, v)
+		}
+	})
+}

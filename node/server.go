@@ -106,10 +106,11 @@ func init() {
 	}
 }
 
-// ParseMemory parses a size the way redis.conf writes them: plain bytes or
-// with a unit (k/kb, m/mb, g/gb; k = 1000, kb = 1024), case-insensitive.
+// ParseMemory parses a size as redis.conf writes them: a non-negative
+// integer of bytes, optionally with a unit (k/kb, m/mb, g/gb; k = 1000,
+// kb = 1024), case-insensitive, with no sign or spaces.
 func ParseMemory(s string) (int64, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.ToLower(s)
 	mult := int64(1)
 	for _, u := range []struct {
 		suffix string
@@ -120,9 +121,9 @@ func ParseMemory(s string) (int64, error) {
 			break
 		}
 	}
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, err
+	v, ok := parseInt([]byte(s))
+	if !ok || v < 0 {
+		return 0, strconv.ErrSyntax
 	}
 	if v > 0 && v > (1<<63-1)/mult {
 		return 0, strconv.ErrRange

@@ -19,8 +19,7 @@ type stats struct {
 	commands      atomic.Int64
 	errorReplies  atomic.Int64
 
-	perCmd  map[*Command]*cmdStats // built once; read without locks
-	latency *prometheus.HistogramVec
+	perCmd map[*Command]*cmdStats // built once; read without locks
 
 	errMu  sync.Mutex
 	errors map[string]int64 // error replies by prefix (errorstats)
@@ -66,19 +65,22 @@ type cmdStats struct {
 	usec     atomic.Int64
 	rejected atomic.Int64
 	failed   atomic.Int64
-	latency  prometheus.Observer
+	latency  prometheus.Histogram // exported only once the command has run
 }
+
+// latencyBuckets cover a command's time from a microsecond to a second.
+var latencyBuckets = []float64{1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1, 1}
 
 func (s *stats) init() {
 	s.errors = make(map[string]int64)
-	s.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name:    "sluice_command_duration_seconds",
-		Help:    "Time to run a command, by command.",
-		Buckets: []float64{1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1e-2, 0.1, 1},
-	}, []string{"command"})
 	s.perCmd = make(map[*Command]*cmdStats)
 	add := func(c *Command) {
-		s.perCmd[c] = &cmdStats{latency: s.latency.WithLabelValues(c.fullName)}
+		s.perCmd[c] = &cmdStats{latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:        "sluice_command_duration_seconds",
+			Help:        "Time to run a command, by command.",
+			Buckets:     latencyBuckets,
+			ConstLabels: prometheus.Labels{"command": c.fullName},
+		})}
 	}
 	for _, c := range commands {
 		add(c)
