@@ -65,18 +65,11 @@ func isReplyError(err error) bool {
 
 // writeErr replies to a failed write.
 func (c *Client) writeErr(err error) {
-	switch {
-	case errors.Is(err, store.ErrOOM):
-		c.err(errOOM)
-	case errors.Is(err, store.ErrTooLarge):
-		c.err(errStringLen)
-	case errors.Is(err, store.ErrOffset):
-		c.err(errOffsetRange)
-	case isReplyError(err):
+	if err = storeError(err); isReplyError(err) {
 		c.err(err.Error())
-	default:
-		c.err("ERR " + err.Error())
+		return
 	}
+	c.err("ERR " + err.Error())
 }
 
 func cmdGet(c *Client, args [][]byte) {

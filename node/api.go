@@ -1,0 +1,119 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sluicedb/sluice/store"
+)
+
+// The typed Go API: what applications do most, served in-process with no
+// parsing or reply encoding. Each call is one atomic step on its key, exactly
+// like the matching command.
+
+// ErrNotFound is returned by Get for a key that does not exist.
+var ErrNotFound = errors.New("node: key not found")
+
+// ErrWrongType is returned for a key that holds another kind of value (a
+// rate-limit bucket where a string was expected).
+var ErrWrongType = Error(errWrongType)
+
+// Get returns a copy of the value of key, or ErrNotFound.
+func (n *Node) Get(ctx context.Context, key string) ([]byte, error) {
+	v, ok, err := n.AppendValue(ctx, nil, key)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return v, nil
+}
+
+// AppendValue appends the value of key to dst and reports whether the key
+// exists. With a reused dst it allocates nothing.
+func (n *Node) AppendValue(ctx context.Context, dst []byte, key string) ([]byte, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return dst, false, err
+	}
+	var h store.Handle
+	n.store.Open(&h, keyBytes(key), nil)
+	defer h.Close()
+	if !h.Exists() {
+		n.stats.misses.Add(1)
+		return dst, false, nil
+	}
+	if h.Kind() != store.KindString {
+		return dst, false, ErrWrongType
+	}
+	n.stats.hits.Add(1)
+	return append(dst, h.Value()...), true, nil
+}
+
+// Set stores value at key, with a time to live when ttl > 0 (SET key value PX ttl).
+func (n *Node) Set(ctx context.Context, key string, value []byte, ttl time.Duration) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if ttl < 0 {
+		return Error(invalidExpire("set"))
+	}
+	var at int64
+	if ttl > 0 {
+		at = n.store.Now() + max(ttl.Milliseconds(), 1)
+	}
+	var h store.Handle
+	n.store.Open(&h, keyBytes(key), nil)
+	err := h.Set(value, store.KindString, at)
+	h.Close()
+	if err != nil {
+		return storeError(err)
+	}
+	n.invalidate(key)
+	return nil
+}
+
+// Delete removes keys and returns how many existed.
+func (n *Node) Delete(ctx context.Context, keys ...string) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for _, key := range keys {
+		var h store.Handle
+		n.store.Open(&h, keyBytes(key), nil)
+		if h.Exists() {
+			deleted++
+			h.Delete()
+		} else if _, leased := h.Cache(); leased {
+			h.Delete()
+		}
+		h.Close()
+		n.invalidate(key)
+	}
+	return deleted, nil
+}
+
+// invalidate tells tracking clients that key changed through the Go API.
+func (n *Node) invalidate(key string) {
+	if !n.tracking.active() {
+		return
+	}
+	n.tracking.mu.Lock()
+	defer n.tracking.mu.Unlock()
+	n.tracking.invalidateLocked(nil, keyBytes(key))
+}
+
+// storeError turns a store error into the error reply a client would see.
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrOOM):
+		return Error(errOOM)
+	case errors.Is(err, store.ErrTooLarge):
+		return Error(errStringLen)
+	case errors.Is(err, store.ErrOffset):
+		return Error(errOffsetRange)
+	}
+	return err
+}
