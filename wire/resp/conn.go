@@ -187,6 +187,7 @@ func (c *conn) batch(lim node.Limits) (end, bool) {
 		if c.s.closing.Load() {
 			return endShutdown, false
 		}
+		c.rd.unauth = !c.client.Authenticated()
 		args, err := c.rd.next()
 		if err != nil {
 			c.w.Error(err.Error())

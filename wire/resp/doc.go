@@ -14,7 +14,9 @@
 // QUIT are not run, and a client over maxclients gets "-ERR max number of
 // clients reached". The limits (proto-max-bulk-len, the argument count, the
 // output buffer limit, the idle timeout) are read from node.Node.Limits for
-// every batch, so CONFIG SET applies at once. A bulk length over the limit
+// every batch, so CONFIG SET applies at once. While a password is required
+// and the client has not given it, Redis's tighter limits apply: at most 10
+// arguments and bulks of at most 16384 bytes. A bulk length over the limit
 // is rejected before anything is allocated for it, and the input buffer
 // only ever grows with data that has arrived.
 //

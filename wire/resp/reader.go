@@ -41,6 +41,8 @@ var (
 	errMultibulkTooBig = &ProtocolError{"too big mbulk count string"}
 	errBulkLen         = &ProtocolError{"invalid bulk length"}
 	errBulkTooBig      = &ProtocolError{"too big bulk count string"}
+	errUnauthMultibulk = &ProtocolError{"unauthenticated multibulk length"}
+	errUnauthBulk      = &ProtocolError{"unauthenticated bulk length"}
 )
 
 // errExpectedDollar is the error for a multibulk argument that does not
@@ -100,7 +102,19 @@ type reader struct {
 	// Limits, set by the connection before each batch.
 	maxBulk int64 // proto-max-bulk-len
 	maxArgs int   // the largest *count accepted
+	// unauth is set, before each request, while the client must still
+	// authenticate: like Redis, the reader then refuses multibulk requests
+	// of more than unauthArgs arguments or with bulks longer than
+	// unauthBulk, so that a client without the password cannot make the
+	// server buffer much.
+	unauth bool
 }
+
+// Redis's limits on the requests of clients that have not authenticated.
+const (
+	unauthArgs = 10
+	unauthBulk = 16384
+)
 
 func newReader() *reader {
 	return &reader{buf: make([]byte, readSize), bulk: -1, maxBulk: 512 << 20, maxArgs: 1 << 20}
@@ -184,6 +198,9 @@ func (r *reader) multibulk() (args [][]byte, ok bool, err error) {
 		if !valid || n > math.MaxInt32 || n > int64(r.maxArgs) {
 			return nil, false, errMultibulkLen
 		}
+		if n > unauthArgs && r.unauth {
+			return nil, false, errUnauthMultibulk
+		}
 		r.pos += nl + 2
 		if n <= 0 {
 			return nil, true, nil
@@ -213,6 +230,9 @@ func (r *reader) multibulk() (args [][]byte, ok bool, err error) {
 			n, valid := parseInt(r.buf[r.pos+1 : r.pos+nl])
 			if !valid || n < 0 || n > r.maxBulk || n > math.MaxInt-2 {
 				return nil, false, errBulkLen
+			}
+			if n > unauthBulk && r.unauth {
+				return nil, false, errUnauthBulk
 			}
 			r.pos += nl + 2
 			r.bulk = int(n)

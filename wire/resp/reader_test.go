@@ -203,6 +203,7 @@ func TestReaderLimits(t *testing.T) {
 	limit := func(bulk int64, args int) func(*reader) {
 		return func(r *reader) { r.maxBulk, r.maxArgs = bulk, args }
 	}
+	unauth := func(r *reader) { r.unauth = true }
 	tests := []struct {
 		name  string
 		input string
@@ -217,6 +218,13 @@ func TestReaderLimits(t *testing.T) {
 		{"args over the limit", "*3\r\n", limit(10, 2), errMultibulkLen},
 		{"inline args over the limit", "a b c\r\n", limit(10, 2), errMultibulkLen},
 		{"default args limit", "*1048577\r\n", nil, errMultibulkLen},
+		{"unauthenticated args at the limit", "*10\r\n", unauth, nil},
+		{"unauthenticated args over the limit", "*11\r\n", unauth, errUnauthMultibulk},
+		{"unauthenticated invalid count", "*3000000000\r\n", unauth, errMultibulkLen},
+		{"unauthenticated bulk at the limit", "*1\r\n$16384\r\n" + strings.Repeat("x", 16384) + "\r\n", unauth, nil},
+		{"unauthenticated bulk over the limit", "*1\r\n$16385\r\n", unauth, errUnauthBulk},
+		{"unauthenticated invalid bulk", "*1\r\n$-1\r\n", unauth, errBulkLen},
+		{"unauthenticated inline", strings.Repeat("a ", 20) + "\r\n", unauth, nil},
 	}
 	for _, tt := range tests {
 		_, err := parse(t, []byte(tt.input), readSize, tt.setup)
@@ -430,7 +438,12 @@ func FuzzReader(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		small := func(r *reader) { r.maxBulk, r.maxArgs = 1<<10, 64 }
+		// Small limits, and the pre-authentication ones when the first
+		// byte is odd.
+		small := func(r *reader) {
+			r.maxBulk, r.maxArgs = 1<<10, 64
+			r.unauth = len(data) > 0 && data[0]&1 == 1
+		}
 		var first string
 		for i, chunk := range []int{1, 13, readSize} {
 			r := newReader()

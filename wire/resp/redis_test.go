@@ -19,7 +19,7 @@ import (
 
 // startRedis runs redis-server on a free loopback port, or skips the test
 // when it is not installed.
-func startRedis(t *testing.T) string {
+func startRedis(t *testing.T, args ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -32,8 +32,8 @@ func startRedis(t *testing.T) string {
 	addr := ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--daemonize", "no", "--loglevel", "warning")
+	cmd := exec.Command(bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "",
+		"--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, args...)...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -157,6 +157,11 @@ func TestRedisProtocolCompat(t *testing.T) {
 	for range 400 {
 		inputs = append(inputs, string(randomInput(rng)))
 	}
+	compare(t, redis, s.Addr(), inputs)
+}
+
+// compare sends each input to both servers and reports where they differ.
+func compare(t *testing.T, redis, sluice string, inputs []string) {
 	sem := make(chan struct{}, 8)
 	var wg sync.WaitGroup
 	for _, in := range inputs {
@@ -168,16 +173,74 @@ func TestRedisProtocolCompat(t *testing.T) {
 			var err1, err2 error
 			var both sync.WaitGroup
 			both.Go(func() { want, wantClosed, err1 = exchange(redis, []byte(in)) })
-			both.Go(func() { got, gotClosed, err2 = exchange(s.Addr(), []byte(in)) })
+			both.Go(func() { got, gotClosed, err2 = exchange(sluice, []byte(in)) })
 			both.Wait()
 			if err := errors.Join(err1, err2); err != nil {
 				t.Errorf("%q: %v", in, err)
 				return
 			}
 			if got != want || gotClosed != wantClosed {
-				t.Errorf("input %q\n redis:  %q (closed %v)\n sluice: %q (closed %v)", in, want, wantClosed, got, gotClosed)
+				t.Errorf("input %s\n redis:  %s (closed %v)\n sluice: %s (closed %v)",
+					clip(in, 0), clip(want, diffAt(want, got)), wantClosed, clip(got, diffAt(want, got)), gotClosed)
 			}
 		})
 	}
 	wg.Wait()
+}
+
+// TestRedisProtocolCompatAuth compares the stricter limits Redis puts on
+// requests while a password is required: more than 10 arguments or a bulk
+// longer than 16384 bytes is a protocol error until the client has
+// authenticated.
+func TestRedisProtocolCompatAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts redis-server")
+	}
+	redis := startRedis(t, "--requirepass", "secret")
+	_, s := startNode(t, node.Config{RequirePass: "secret"})
+	var mset, mset12 bytes.Buffer
+	encode(&mset, "MSET", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5")
+	encode(&mset12, "MSET", "a", "1", "b", "2", "c", "3", "d", "4", "e", "5", "f")
+	big := strings.Repeat("x", 16385)
+	var bigEcho, edgeEcho bytes.Buffer
+	encode(&bigEcho, "ECHO", big)
+	encode(&edgeEcho, "ECHO", big[1:])
+	compare(t, redis, s.Addr(), []string{
+		"*10\r\n$4\r\nPING\r\n",
+		"*11\r\n",
+		mset.String(),
+		mset12.String(),
+		"*3000000000\r\n",
+		"*2\r\n$4\r\nECHO\r\n$16385\r\n",
+		"*2\r\n$4\r\nECHO\r\n$-5\r\n",
+		edgeEcho.String(),
+		bigEcho.String(),
+		"ECHO a b c d e f g h i j k l\r\n",
+		"AUTH secret\r\n" + mset.String() + bigEcho.String(),
+		"AUTH wrong\r\n" + mset.String(),
+		"AUTH default secret\r\n" + bigEcho.String(),
+	})
+}
+
+// diffAt is the offset of the first byte where a and b differ.
+func diffAt(a, b string) int {
+	i := 0
+	for i < len(a) && i < len(b) && a[i] == b[i] {
+		i++
+	}
+	return i
+}
+
+// clip quotes s around offset at, shortened to what a reader can take in.
+func clip(s string, at int) string {
+	from := max(0, at-60)
+	to := min(len(s), at+100)
+	q := fmt.Sprintf("%q", s[from:to])
+	if from > 0 {
+		q = fmt.Sprintf("[%d bytes]...", from) + q
+	}
+	if to < len(s) {
+		q += fmt.Sprintf("...[%d bytes]", len(s)-to)
+	}
+	return q
 }

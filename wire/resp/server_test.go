@@ -816,3 +816,36 @@ func TestEffectiveLimits(t *testing.T) {
 		t.Fatalf("effective(%+v) = %+v", set, got)
 	}
 }
+
+// TestUnauthenticatedLimits checks the stricter request limits while a
+// password is required, and that authenticating, by AUTH or by HELLO, in
+// the same pipeline lifts them for the next request.
+func TestUnauthenticatedLimits(t *testing.T) {
+	_, s := startNode(t, node.Config{RequirePass: "secret"})
+	big := strings.Repeat("v", 20000)
+	var set bytes.Buffer
+	encode(&set, "SET", "k", big)
+
+	c := dial(t, s)
+	c.write(set.String())
+	if got := c.read(); got != "-ERR Protocol error: unauthenticated bulk length\r\n" {
+		t.Fatalf("big SET before AUTH: %q", got)
+	}
+	c.expectEOF(5 * time.Second)
+
+	c = dial(t, s)
+	c.write("*11\r\n")
+	if got := c.read(); got != "-ERR Protocol error: unauthenticated multibulk length\r\n" {
+		t.Fatalf("11 arguments before AUTH: %q", got)
+	}
+	c.expectEOF(5 * time.Second)
+
+	for _, auth := range []string{"AUTH secret\r\n", "HELLO 3 AUTH default secret\r\n"} {
+		c = dial(t, s)
+		c.write(auth + set.String())
+		c.read()
+		if got := c.read(); got != "+OK\r\n" {
+			t.Fatalf("big SET after %q: %q", auth, got)
+		}
+	}
+}
