@@ -22,37 +22,36 @@ const (
 	preallocArgs = 1024
 )
 
-// ProtocolError is malformed input. The connection replies with its text
+// protocolError is malformed input. The connection replies with its text
 // and closes, as Redis does.
-type ProtocolError struct {
-	// Reason is the text after "Protocol error: ".
-	Reason string
+type protocolError struct {
+	reason string // the text after "Protocol error: "
 }
 
 // Error is the reply text: "ERR Protocol error: " and the reason.
-func (e *ProtocolError) Error() string { return "ERR Protocol error: " + e.Reason }
+func (e *protocolError) Error() string { return "ERR Protocol error: " + e.reason }
 
 // The protocol errors, with Redis 7.0's texts (networking.c). Only
 // "expected '$', got 'x'" varies, and is built when it happens.
 var (
-	errInlineTooBig    = &ProtocolError{"too big inline request"}
-	errUnbalanced      = &ProtocolError{"unbalanced quotes in request"}
-	errMultibulkLen    = &ProtocolError{"invalid multibulk length"}
-	errMultibulkTooBig = &ProtocolError{"too big mbulk count string"}
-	errBulkLen         = &ProtocolError{"invalid bulk length"}
-	errBulkTooBig      = &ProtocolError{"too big bulk count string"}
-	errUnauthMultibulk = &ProtocolError{"unauthenticated multibulk length"}
-	errUnauthBulk      = &ProtocolError{"unauthenticated bulk length"}
+	errInlineTooBig    = &protocolError{"too big inline request"}
+	errUnbalanced      = &protocolError{"unbalanced quotes in request"}
+	errMultibulkLen    = &protocolError{"invalid multibulk length"}
+	errMultibulkTooBig = &protocolError{"too big mbulk count string"}
+	errBulkLen         = &protocolError{"invalid bulk length"}
+	errBulkTooBig      = &protocolError{"too big bulk count string"}
+	errUnauthMultibulk = &protocolError{"unauthenticated multibulk length"}
+	errUnauthBulk      = &protocolError{"unauthenticated bulk length"}
 )
 
 // errExpectedDollar is the error for a multibulk argument that does not
 // start with '$'. Like Redis it quotes the byte it found, with CR and LF
 // shown as spaces (they would break the reply line).
-func errExpectedDollar(got byte) *ProtocolError {
+func errExpectedDollar(got byte) *protocolError {
 	if got == '\r' || got == '\n' {
 		got = ' '
 	}
-	return &ProtocolError{"expected '$', got '" + string([]byte{got}) + "'"}
+	return &protocolError{"expected '$', got '" + string([]byte{got}) + "'"}
 }
 
 // span is an argument of the request being read, as offsets from the
@@ -122,7 +121,7 @@ func newReader() *reader {
 
 // next returns the arguments of the next complete request in the buffer.
 // It returns nil and a nil error when the buffer holds no complete request
-// (empty requests are consumed and skipped), and a *ProtocolError for
+// (empty requests are consumed and skipped), and a *protocolError for
 // malformed input, after which the reader must not be used again.
 func (r *reader) next() ([][]byte, error) {
 	for r.pos < r.end {

@@ -28,7 +28,7 @@ func (c *chunked) Read(p []byte) (int, error) {
 
 // parse runs the reader over input delivered chunk bytes at a time and
 // returns the requests it read, each joined with "|", and the error it
-// stopped at: a *ProtocolError, or nil when the input ran out.
+// stopped at: a *protocolError, or nil when the input ran out.
 func parse(t testing.TB, input []byte, chunk int, setup func(*reader)) ([]string, error) {
 	r := newReader()
 	if setup != nil {
@@ -161,13 +161,13 @@ func TestReaderErrors(t *testing.T) {
 	for _, tt := range tests {
 		for _, chunk := range []int{1, 1000, readSize} {
 			got, err := parse(t, []byte(tt.input), chunk, nil)
-			var pe *ProtocolError
+			var pe *protocolError
 			if !errors.As(err, &pe) {
 				t.Errorf("%s (chunks of %d): err %v, want a protocol error", tt.name, chunk, err)
 				continue
 			}
-			if pe.Reason != tt.want {
-				t.Errorf("%s (chunks of %d): %q, want %q", tt.name, chunk, pe.Reason, tt.want)
+			if pe.reason != tt.want {
+				t.Errorf("%s (chunks of %d): %q, want %q", tt.name, chunk, pe.reason, tt.want)
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tt.before) {
 				t.Errorf("%s (chunks of %d): read %q before the error, want %q", tt.name, chunk, got, tt.before)
