@@ -1,6 +1,7 @@
 package node
 
 import (
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -181,6 +182,7 @@ func (c *Client) lookup(args [][]byte) (*Command, bool) {
 func (c *Client) call(cmd *Command, args [][]byte) {
 	start := time.Now()
 	c.failed = false
+	defer c.recoverPanic(cmd)
 	if c.locks == nil && cmd.keyCount(len(args)) > 1 {
 		c.keys = cmd.appendKeys(c.keys[:0], args)
 		c.n.store.LockKeys(&c.lockBuf, c.keys)
@@ -204,6 +206,18 @@ func (c *Client) call(cmd *Command, args [][]byte) {
 	c.mu.Lock()
 	c.lastCmd = cmd.fullName
 	c.mu.Unlock()
+}
+
+// recoverPanic turns a handler's panic into an error reply, so one bad
+// command cannot take the server down. The handler's deferred Closes have
+// released its shard locks by the time this runs.
+func (c *Client) recoverPanic(cmd *Command) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c.n.log.Error("command panicked", "command", cmd.fullName, "panic", r, "stack", string(debug.Stack()))
+	c.err("ERR internal error running '" + cmd.fullName + "'")
 }
 
 func (c *Client) lastCmdIs(cmd *Command) bool {

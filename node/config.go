@@ -42,7 +42,8 @@ type Limits struct {
 	// MaxArgs is the most arguments one command may have; 0 = 1048576.
 	MaxArgs int
 	// OutputBufferLimit is how many reply bytes may wait for a client that does
-	// not read before it is disconnected; 0 = 64 MiB.
+	// not read before it is disconnected; 0 in Config = 64 MiB. Set to 0 at run
+	// time (CONFIG SET client-output-buffer-limit 0), it means no limit.
 	OutputBufferLimit int64
 	// IdleTimeout closes connections idle this long (timeout); 0 = never.
 	IdleTimeout time.Duration

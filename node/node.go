@@ -219,7 +219,6 @@ func (n *Node) updateLimits(change func(*Limits)) {
 	defer n.mu.Unlock()
 	l := *n.limits.Load()
 	change(&l)
-	l = l.withDefaults()
 	n.limits.Store(&l)
 }
 

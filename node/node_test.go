@@ -544,3 +544,22 @@ func FuzzParseMemory(f *testing.F) {
 		}
 	})
 }
+
+func TestHandlerPanicBecomesAnError(t *testing.T) {
+	n, _ := newTestNode(t, Config{})
+	s := connect(t, n)
+	boom := &Command{Name: "boom", fullName: "boom", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, Handler: func(c *Client, args [][]byte) {
+		var h store.Handle
+		c.open(&h, args[1])
+		defer h.Close()
+		panic("handler bug")
+	}}
+	var w valueWriter
+	s.c.w = &w
+	s.c.call(boom, [][]byte{[]byte("boom"), []byte("k")})
+	if w.result != Error("ERR internal error running 'boom'") {
+		t.Fatalf("reply to a panicking handler: %#v", w.result)
+	}
+	// The key's shard lock was released: the node still serves that key.
+	s.expect("OK", "SET", "k", "v")
+}

@@ -45,21 +45,25 @@ type configParam struct {
 var configParams []configParam
 
 func init() {
-	limit := func(get func(l Limits) int64, set func(l *Limits, v int64)) (func(*Node) string, func(*Node, string) string) {
+	// limit makes a parameter of one of the client limits, at least least.
+	limit := func(least int64, get func(l Limits) int64, set func(l *Limits, v int64)) (func(*Node) string, func(*Node, string) string) {
 		return func(n *Node) string { return strconv.FormatInt(get(n.Limits()), 10) },
 			func(n *Node, v string) string {
 				x, err := ParseMemory(v)
-				if err != nil || x < 0 {
+				if err != nil {
 					return "argument couldn't be parsed into an integer"
+				}
+				if x < least {
+					return "argument must be between " + strconv.FormatInt(least, 10) + " and 9223372036854775807 inclusive"
 				}
 				n.updateLimits(func(l *Limits) { set(l, x) })
 				return ""
 			}
 	}
 	ro := func(v string) func(*Node) string { return func(*Node) string { return v } }
-	maxclientsGet, maxclientsSet := limit(func(l Limits) int64 { return int64(l.MaxClients) }, func(l *Limits, v int64) { l.MaxClients = int(v) })
-	bulkGet, bulkSet := limit(func(l Limits) int64 { return l.ProtoMaxBulkLen }, func(l *Limits, v int64) { l.ProtoMaxBulkLen = v })
-	outGet, outSet := limit(func(l Limits) int64 { return l.OutputBufferLimit }, func(l *Limits, v int64) { l.OutputBufferLimit = v })
+	maxclientsGet, maxclientsSet := limit(1, func(l Limits) int64 { return int64(l.MaxClients) }, func(l *Limits, v int64) { l.MaxClients = int(v) })
+	bulkGet, bulkSet := limit(1<<20, func(l Limits) int64 { return l.ProtoMaxBulkLen }, func(l *Limits, v int64) { l.ProtoMaxBulkLen = v })
+	outGet, outSet := limit(0, func(l Limits) int64 { return l.OutputBufferLimit }, func(l *Limits, v int64) { l.OutputBufferLimit = v })
 	configParams = []configParam{
 		{"maxmemory", func(n *Node) string { return strconv.FormatInt(n.maxMemory.Load(), 10) }, func(n *Node, v string) string {
 			x, err := ParseMemory(v)
