@@ -325,13 +325,14 @@ func cmdClientList(c *Client, args [][]byte) {
 // client is running (for qbuf and argv-mem), nil for another client.
 func (c *Client) appendInfo(b []byte, args [][]byte) []byte {
 	c.mu.Lock()
-	name, lib, ver, last := c.name, c.libName, c.libVer, c.lastCmd
+	name, lib, ver := c.name, c.libName, c.libVer
 	c.mu.Unlock()
+	last := "NULL"
+	if cmd := c.lastCmd.Load(); cmd != nil {
+		last = cmd.fullName
+	}
 	if args != nil {
 		last = commandFullName(args)
-	}
-	if last == "" {
-		last = "NULL"
 	}
 	now := time.Now()
 	qbuf, argvMem := 0, 0

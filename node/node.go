@@ -48,6 +48,7 @@ type Node struct {
 	nextID  atomic.Int64
 	closed  bool
 
+	coarseMs  atomic.Int64 // Unix ms, updated every tick: for idle times, not for expiry
 	maxMemory atomic.Int64
 	policy    atomic.Uint32 // a store.Policy
 	ready     atomic.Bool
@@ -100,6 +101,7 @@ func New(cfg Config) (*Node, error) {
 	n.tracking.init(n.client)
 	n.embedded = n.embeddedClients()
 	n.maxMemory.Store(cfg.MaxMemory)
+	n.coarseMs.Store(time.Now().UnixMilli())
 	n.policy.Store(uint32(policy))
 	n.store = store.New(store.Config{
 		Shards:    cfg.Shards,
@@ -159,7 +161,8 @@ func (n *Node) expireLoop() {
 		select {
 		case <-n.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			n.coarseMs.Store(now.UnixMilli())
 			for i := 0; i < 16 && n.store.ExpireCycle() > expireBacklog; i++ {
 			}
 		}

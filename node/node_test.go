@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"log/slog"
 	"fmt"
 	"reflect"
 	"strings"
@@ -546,7 +547,7 @@ func FuzzParseMemory(f *testing.F) {
 }
 
 func TestHandlerPanicBecomesAnError(t *testing.T) {
-	n, _ := newTestNode(t, Config{})
+	n, _ := newTestNode(t, Config{Logger: slog.New(slog.DiscardHandler)})
 	s := connect(t, n)
 	boom := &Command{Name: "boom", fullName: "boom", Arity: 2, FirstKey: 1, LastKey: 1, Step: 1, Handler: func(c *Client, args [][]byte) {
 		var h store.Handle

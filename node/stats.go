@@ -90,12 +90,19 @@ func (s *stats) init() {
 	}
 }
 
-// record accounts for a command that ran.
-func (s *stats) record(cmd *Command, d time.Duration, failed bool) {
+// timingSample is how many commands share one timing: INFO's usec and the
+// latency histograms come from one command in timingSample (usec scaled up),
+// while call counts are exact.
+const timingSample = 8
+
+// record accounts for a command that ran; d is its duration when timed.
+func (s *stats) record(cmd *Command, d time.Duration, timed, failed bool) {
 	cs := s.perCmd[cmd]
 	cs.calls.Add(1)
-	cs.usec.Add(d.Microseconds())
-	cs.latency.Observe(d.Seconds())
+	if timed {
+		cs.usec.Add(d.Microseconds() * timingSample)
+		cs.latency.Observe(d.Seconds())
+	}
 	s.commands.Add(1)
 	if failed {
 		cs.failed.Add(1)
