@@ -1,0 +1,313 @@
+// Package cluster is a Sluice node's control plane and peer transport: who
+// the members are (hashicorp/memberlist gossip), which slot table is in force
+// (hashicorp/raft agreement on the members and a ring.Table with its epoch),
+// and how a command reaches the node that owns it (Forward, over a pooled,
+// pipelined connection on the cluster port).
+//
+// The package knows nothing of commands: the node implements Handler to run
+// what peers forward, and reads Table to route. It never imports node.
+//
+// # Seams
+//
+// As in hashicorp/raft, every piece of I/O is behind a small interface with
+// an in-memory twin beside the real one: Network carries the cluster port
+// (listener and dialer) and memberlist's transport. TCPNetwork is the host's
+// sockets; MemNetwork runs many nodes in one process, with partitions and
+// kills, for fast deterministic tests.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"log"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/sluicedb/sluice/ring"
+)
+
+// Config configures one node's membership in a cluster.
+type Config struct {
+	// NodeID names the node; it must be unique in the cluster and stay the
+	// same across restarts, since the table assigns slots to it. "" takes
+	// the ID stored in DataDir, or a new random one (stored there when
+	// DataDir is set). An ID that differs from the one DataDir was created
+	// with is an error: that raft state belongs to another node.
+	NodeID string
+	// BindAddr is the IP address gossip and the cluster port listen on.
+	BindAddr string
+	// AdvertiseAddr is the IP address other nodes and clients use to reach
+	// this one. "" means BindAddr, or the first private IP of the host when
+	// BindAddr is 0.0.0.0 (or "").
+	AdvertiseAddr string
+	// GossipPort is memberlist's port, TCP and UDP. 0 picks a free port.
+	GossipPort int
+	// ClusterPort carries raft and peer connections over TCP, one port
+	// multiplexed by the first byte a dialer sends. 0 picks a free port.
+	ClusterPort int
+	// Join lists gossip host:port addresses of existing members. Names are
+	// resolved by DNS, each to all its addresses (so a Kubernetes headless
+	// service works). Start retries until one answers or its ctx ends.
+	// Empty means this node founds a new cluster, unless DataDir holds the
+	// state of one it already belongs to.
+	Join []string
+	// DataDir holds the raft log, stable store and snapshots, and the node
+	// ID. "" keeps them in memory: a restarted node then joins as new.
+	DataDir string
+	// Replicas is the number of extra copies of each slot the leader puts
+	// in the table (capped at members−1). −1 means the default: 1 once
+	// there are 2 or more nodes, else 0. The raft leader's value wins.
+	Replicas int
+	// Meta is what this node advertises to clients through the table.
+	Meta Meta
+	// GossipKey encrypts gossip with AES-GCM when set (16, 24 or 32
+	// bytes); every member must use the same key.
+	GossipKey []byte
+	// Logger receives the cluster's logs, memberlist's and raft's
+	// included. nil means slog.Default().
+	Logger *slog.Logger
+	// Timing sets the failure-detection and election clocks. The zero
+	// value means production defaults (memberlist's LAN profile, raft's
+	// defaults); tests use FastTiming.
+	Timing Timing
+	// Network carries the cluster port and gossip. nil means TCPNetwork,
+	// the host's sockets; tests use a MemNetwork host.
+	Network Network
+	// PeerConns is the number of connections Forward keeps to each peer;
+	// each carries many requests in flight. 0 means 2.
+	PeerConns int
+}
+
+// Meta is what a node advertises to clients: host:port addresses as clients
+// must dial them ("" when that listener is off).
+type Meta struct {
+	RESPAddr string
+	FBAddr   string
+}
+
+// Member is one node of the cluster.
+type Member struct {
+	ID string
+	// GossipAddr is memberlist's host:port.
+	GossipAddr string
+	// ClusterAddr is the cluster port's host:port (raft and Forward).
+	ClusterAddr string
+	Meta        Meta
+	// State is this node's view of the member: memberlist's when it knows
+	// the member, else the one last agreed through raft.
+	State MemberState
+}
+
+// MemberState is how alive a member looks.
+type MemberState uint8
+
+// Member states, as memberlist's failure detector sees them.
+const (
+	// Alive answers probes.
+	Alive MemberState = iota
+	// Suspect missed probes and is being confirmed dead; it keeps its slots.
+	Suspect
+	// Dead failed; the leader moves its slots away.
+	Dead
+	// Left announced it was leaving (Leave).
+	Left
+)
+
+func (s MemberState) String() string {
+	switch s {
+	case Alive:
+		return "alive"
+	case Suspect:
+		return "suspect"
+	case Dead:
+		return "dead"
+	case Left:
+		return "left"
+	}
+	return "unknown"
+}
+
+// Status is the state of this node's raft and table.
+type Status struct {
+	// Leader is the node ID of the raft leader, "" when none is known.
+	Leader string
+	// HasQuorum is false on the minority side of a partition (and while
+	// no leader is known). The last applied table stays in force.
+	HasQuorum bool
+	// Epoch is the current table's epoch, 0 before the first.
+	Epoch uint64
+	// Voters and NonVoters count the raft configuration's servers.
+	Voters, NonVoters int
+	// RaftState is "Leader", "Follower", "Candidate" or "Shutdown".
+	RaftState string
+}
+
+// Handler serves what peers send; the node implements it.
+type Handler interface {
+	// ServePeer runs one command forwarded by another node and writes its
+	// reply to w. It reports false, writing nothing, when this node does
+	// not own the command's slot by its own table; Forward then returns
+	// ErrNotOwner. args and w are valid only during the call. Calls from
+	// one connection come one at a time, in the order they were sent.
+	ServePeer(args [][]byte, w ReplyWriter) bool
+}
+
+// ReplyWriter has exactly node.Writer's method set, so the node's writers
+// satisfy it without this package importing node. See node.Writer for the
+// meaning of each method.
+type ReplyWriter interface {
+	SimpleString(s string)
+	Error(msg string)
+	Int(n int64)
+	Bulk(b []byte)
+	BulkString(s string)
+	Null()
+	NullArray()
+	Array(n int)
+	Map(n int)
+	Set(n int)
+	Double(f float64)
+	Bool(b bool)
+	Verbatim(format string, s []byte)
+	Push(n int)
+	SetProtocol(v int)
+}
+
+// Errors of Forward and Start.
+var (
+	// ErrNotOwner: the peer does not own the command's slot by its table
+	// (tables are changing); nothing ran there.
+	ErrNotOwner = errors.New("cluster: peer does not own the slot")
+	// ErrNoTable: the cluster has agreed no table yet.
+	ErrNoTable = errors.New("cluster: no slot table yet")
+	// ErrUnknownNode: no member has that ID.
+	ErrUnknownNode = errors.New("cluster: unknown node")
+	// ErrPeerDown: the connection to the peer failed or closed while the
+	// command was in flight; it may or may not have run there.
+	ErrPeerDown = errors.New("cluster: peer connection lost")
+	// ErrClosed: the Cluster was closed.
+	ErrClosed = errors.New("cluster: closed")
+)
+
+// Timing sets the clocks of failure detection and agreement. A zero field
+// takes the production default given in its comment. Shorter clocks detect
+// failures sooner but call healthy nodes dead on a loaded host or network.
+type Timing struct {
+	// ProbeInterval is how often memberlist probes a random member (1s).
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe waits for an ack (500ms).
+	ProbeTimeout time.Duration
+	// GossipInterval is how often memberlist gossips (200ms).
+	GossipInterval time.Duration
+	// SuspicionMult scales how long a suspect has to refute before it is
+	// declared dead: SuspicionMult × log10(N) × ProbeInterval, at least
+	// SuspicionMult × ProbeInterval (4).
+	SuspicionMult int
+	// PushPullInterval is how often memberlist syncs full state with a
+	// random member (30s).
+	PushPullInterval time.Duration
+	// DialTimeout bounds memberlist's and raft's TCP dials and I/O (10s).
+	DialTimeout time.Duration
+	// HeartbeatTimeout is raft's: a follower that hears nothing from the
+	// leader for this long starts an election (1s).
+	HeartbeatTimeout time.Duration
+	// ElectionTimeout is raft's candidate timeout (1s).
+	ElectionTimeout time.Duration
+	// LeaderLeaseTimeout is how long a leader stays leader without
+	// contacting a quorum (500ms).
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is raft's batching delay for heartbeats (50ms).
+	CommitTimeout time.Duration
+	// Reconcile is how often the leader rechecks membership even without
+	// gossip events, and how often a node retries reaching members it
+	// lost (1s).
+	Reconcile time.Duration
+	// Reap is how long a dead member stays in the agreed member list
+	// (for the nodes to try to reach it again) before it is dropped (72h).
+	Reap time.Duration
+}
+
+// FastTiming returns clocks for clusters inside one process (MemNetwork or
+// loopback): failures are detected in well under a second. They are too
+// eager for real networks.
+func FastTiming() Timing {
+	return Timing{
+		ProbeInterval:      100 * time.Millisecond,
+		ProbeTimeout:       80 * time.Millisecond,
+		GossipInterval:     30 * time.Millisecond,
+		SuspicionMult:      3,
+		PushPullInterval:   2 * time.Second,
+		DialTimeout:        2 * time.Second,
+		HeartbeatTimeout:   300 * time.Millisecond,
+		ElectionTimeout:    300 * time.Millisecond,
+		LeaderLeaseTimeout: 150 * time.Millisecond,
+		CommitTimeout:      10 * time.Millisecond,
+		Reconcile:          200 * time.Millisecond,
+		Reap:               time.Minute,
+	}
+}
+
+// Start listens on the gossip and cluster ports, joins the members in
+// cfg.Join (or, with no Join and no state in DataDir, bootstraps a cluster
+// of one), and returns once this node has a slot table or ctx ends. h serves
+// the commands peers forward.
+func Start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
+	return start(ctx, cfg, h)
+}
+
+// Self returns this node as the others see it.
+func (c *Cluster) Self() Member { return c.self() }
+
+// Table returns the agreed slot table in force on this node, nil before the
+// first. It is one atomic load: call it per command.
+func (c *Cluster) Table() *ring.Table { return c.table.Load() }
+
+// OnTable registers fn to be called with each new table after it is
+// applied, in epoch order, from one goroutine (a slow fn delays later calls
+// but never raft). fn is not called for tables applied before OnTable.
+func (c *Cluster) OnTable(fn func(*ring.Table)) { c.onTable(fn) }
+
+// Members returns the agreed members and any member gossip knows that is
+// not agreed yet, sorted by ID.
+func (c *Cluster) Members() []Member { return c.members() }
+
+// Member returns the member with that ID.
+func (c *Cluster) Member(id string) (Member, bool) { return c.member(id) }
+
+// Status reports this node's view of raft and the table.
+func (c *Cluster) Status() Status { return c.status() }
+
+// Forward runs args on the node nodeID through its Handler and replays the
+// reply into w, with the types the handler wrote (so w's protocol, RESP2 or
+// RESP3, decides the encoding). ctx bounds the whole call. It returns
+// ErrNotOwner when the peer does not own the slot, ErrUnknownNode for an ID
+// with no address, and ErrPeerDown or ctx's error when no reply came; w is
+// written only when the error is nil.
+func (c *Cluster) Forward(ctx context.Context, nodeID string, args [][]byte, w ReplyWriter) error {
+	return c.forward(ctx, nodeID, args, w)
+}
+
+// Leave leaves the cluster gracefully: it announces that this node is
+// leaving, hands raft leadership to another voter if it holds it, waits
+// until the leader has agreed a table without this node and removed it from
+// raft (or ctx ends), then announces the leave to gossip. Call Close after.
+func (c *Cluster) Leave(ctx context.Context) error { return c.leave(ctx) }
+
+// Close stops this node's gossip, raft and connections without announcing
+// anything: to the others it is a failure, unless Leave came first.
+func (c *Cluster) Close() error { return c.close() }
+
+// Network is the seam for all of a node's I/O: the cluster port's listener
+// and dialer, and memberlist's transport. TCPNetwork is the real one;
+// MemNetwork.Host gives in-memory ones.
+type Network interface {
+	// Listen opens the cluster port at addr (host:port).
+	Listen(addr string) (net.Listener, error)
+	// Dial connects to a peer's cluster port.
+	Dial(ctx context.Context, addr string) (net.Conn, error)
+	// Gossip opens memberlist's transport at bindAddr:port (port 0 picks a
+	// free one), logging to logger.
+	Gossip(bindAddr string, port int, logger *log.Logger) (memberlist.NodeAwareTransport, error)
+}
