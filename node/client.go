@@ -31,9 +31,11 @@ type Client struct {
 	lastCmd atomic.Pointer[Command] // read by CLIENT LIST from other clients
 	ncmd    uint32                  // commands run, for sampling their timing
 
-	proto  int
-	resp3  atomic.Bool // proto == 3, for pushes sent from other goroutines
-	authed bool
+	proto     int
+	resp3     atomic.Bool // proto == 3, for pushes sent from other goroutines
+	authed    bool
+	redirects bool // answered with -MOVED rather than forwarded (cluster-aware)
+	peer      bool // runs commands forwarded by another node: never routed
 
 	replyOff bool // CLIENT REPLY OFF
 	skipNext bool // CLIENT REPLY SKIP: silence the next command
@@ -139,6 +141,10 @@ func (c *Client) Exec(w Writer, args [][]byte) (closeConn bool) {
 		return false
 	}
 	if c.multi != nil && cmd.Flags&flagNoMulti == 0 {
+		if c.n.cluster != nil && !c.route(cmd, args) {
+			c.flagMulti()
+			return false
+		}
 		c.multi.queue = append(c.multi.queue, queued{cmd: cmd, args: copyArgs(args)})
 		w.SimpleString("QUEUED")
 		return false
@@ -191,6 +197,9 @@ func (c *Client) call(cmd *Command, args [][]byte) {
 	}
 	c.failed = false
 	defer c.recoverPanic(cmd)
+	if c.n.cluster != nil && !c.route(cmd, args) {
+		return
+	}
 	if c.locks == nil && cmd.keyCount(len(args)) > 1 {
 		c.keys = cmd.appendKeys(c.keys[:0], args)
 		c.n.store.LockKeys(&c.lockBuf, c.keys)

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/sluicedb/sluice/node/cluster"
 	"github.com/sluicedb/sluice/store"
 )
 
@@ -24,6 +25,17 @@ type Config struct {
 	ConfigFile string
 
 	Limits Limits
+
+	// Cluster, when set, makes the node a member of a cluster (one of its own
+	// when Join is empty): gossip, the raft-agreed slot table and routing.
+	// NodeID is taken from NodeName; Meta.RESPAddr defaults to the first
+	// attached server's address.
+	Cluster *cluster.Config
+	// Redirect says which clients get -MOVED for a slot owned elsewhere
+	// rather than having the command forwarded: RedirectAuto (the default:
+	// connections that showed they are cluster-aware), RedirectAlways or
+	// RedirectNever.
+	Redirect string
 
 	// Logger receives the node's logs; slog.Default() when nil.
 	Logger *slog.Logger

@@ -61,6 +61,17 @@ func (n *Node) embeddedClients() *sync.Pool {
 	}}
 }
 
+// peerClients makes the sessions that run commands forwarded by other nodes:
+// trusted (the cluster port authenticates peers), and never routed again.
+func (n *Node) peerClients() *sync.Pool {
+	return &sync.Pool{New: func() any {
+		c := n.newClient(nil, "peer", "peer")
+		c.authed = true
+		c.peer = true
+		return c
+	}}
+}
+
 // reset returns an embedded session to its initial state.
 func (c *Client) reset() {
 	c.multi = nil

@@ -13,7 +13,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicedb/sluice/node/cluster"
 	"github.com/sluicedb/sluice/ring"
 	"github.com/sluicedb/sluice/store"
 )
@@ -59,6 +62,8 @@ type Node struct {
 	fills    fillWaiters
 	tracking tracking
 	embedded *sync.Pool // sessions for Do
+	peers    *sync.Pool // sessions for commands forwarded by other nodes
+	cluster  *cluster.Cluster
 	stop     chan struct{}
 	done     sync.WaitGroup
 }
@@ -100,6 +105,7 @@ func New(cfg Config) (*Node, error) {
 	n.stats.init()
 	n.tracking.init(n.client)
 	n.embedded = n.embeddedClients()
+	n.peers = n.peerClients()
 	n.maxMemory.Store(cfg.MaxMemory)
 	n.coarseMs.Store(time.Now().UnixMilli())
 	n.policy.Store(uint32(policy))
@@ -127,14 +133,33 @@ func (n *Node) Attach(s Server) {
 	n.servers = append(n.servers, s)
 }
 
-// Start runs the background work (active expiry) and every attached server.
-// It returns at once; a server that fails is logged.
-func (n *Node) Start() {
-	n.done.Add(1)
-	go n.expireLoop()
+// Start runs the background work (active expiry), joins or forms the
+// cluster when Config.Cluster is set (waiting until the node has a slot
+// table, at most startTimeout), and serves every attached server. A server
+// that fails later is logged.
+func (n *Node) Start() error {
 	n.mu.Lock()
 	servers := append([]Server(nil), n.servers...)
 	n.mu.Unlock()
+	if cc := n.cfg.Cluster; cc != nil {
+		cfg := *cc
+		cfg.NodeID = n.id
+		if cfg.Logger == nil {
+			cfg.Logger = n.log
+		}
+		if cfg.Meta.RESPAddr == "" && len(servers) > 0 {
+			cfg.Meta.RESPAddr = advertised(servers[0].Addr(), cfg.AdvertiseAddr)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+		cl, err := cluster.Start(ctx, cfg, peerHandler{n})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("node: starting the cluster: %w", err)
+		}
+		n.cluster = cl
+	}
+	n.done.Add(1)
+	go n.expireLoop()
 	for _, s := range servers {
 		n.done.Add(1)
 		go func() {
@@ -145,6 +170,23 @@ func (n *Node) Start() {
 		}()
 	}
 	n.ready.Store(true)
+	return nil
+}
+
+// startTimeout bounds how long Start waits to join the cluster.
+const startTimeout = time.Minute
+
+// advertised is a listener's address as other hosts reach it: an unspecified
+// host (0.0.0.0, ::) is replaced by the advertise address.
+func advertised(addr, advertise string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || advertise == "" {
+		return addr
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		return net.JoinHostPort(advertise, port)
+	}
+	return addr
 }
 
 // Ready reports whether the node is serving (between Start and Close).
@@ -186,8 +228,18 @@ func (n *Node) Close(ctx context.Context) error {
 	servers := n.servers
 	n.mu.Unlock()
 	var errs []error
+	if n.cluster != nil {
+		if err := n.cluster.Leave(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for _, s := range servers {
 		if err := s.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if n.cluster != nil {
+		if err := n.cluster.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}

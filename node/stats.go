@@ -18,6 +18,8 @@ type stats struct {
 	misses        atomic.Int64
 	commands      atomic.Int64
 	errorReplies  atomic.Int64
+	forwarded     atomic.Int64 // commands run on their owner for a client here
+	forwardErrors atomic.Int64
 
 	perCmd map[*Command]*cmdStats // built once; read without locks
 
