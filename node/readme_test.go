@@ -39,7 +39,7 @@ func commandsMarkdown() string {
 	groups := []struct{ name, title string }{
 		{"string", "Strings"}, {"generic", "Keys"}, {"cache", "Cache entries (stale-while-revalidate)"},
 		{"ratelimit", "Rate limiting"}, {"transactions", "Transactions"}, {"connection", "Connection"},
-		{"server", "Server"}, {"scripting", "Scripting"},
+		{"server", "Server"}, {"cluster", "Cluster"}, {"scripting", "Scripting"},
 	}
 	var b strings.Builder
 	b.WriteString("| group | command | arguments | what it does |\n|---|---|---|---|\n")
