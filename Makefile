@@ -6,14 +6,17 @@ PKGS         ?= ./...
 TEST_TIMEOUT ?= 10m
 # How long `make fuzz` runs each fuzz target.
 FUZZTIME     ?= 10s
-# `make bench`: which benchmarks (-bench regexp) and for how long each.
+# `make bench-go`: which benchmarks (-bench regexp) and for how long each.
 BENCH        ?= .
 BENCHTIME    ?= 1s
+# Extra flags for the side-by-side harness (`go run ./bench -h` lists them),
+# e.g. BENCH_FLAGS='-only get-p16 -gc-keys 0'.
+BENCH_FLAGS  ?=
 
 # Where `go install` puts staticcheck.
 GOBIN = $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)
 
-.PHONY: help run build test test-deps lint fuzz bench clean
+.PHONY: help run build test test-deps lint fuzz bench bench-quick bench-go clean
 
 help:
 	@echo 'make run     build and start one node on 127.0.0.1:6379 (admin HTTP on 127.0.0.1:9121)'
@@ -21,7 +24,9 @@ help:
 	@echo 'make test    install missing test tools (Debian: redis-server, redis-tools, gcc), go vet, go test -race'
 	@echo 'make lint    gofmt, go vet, staticcheck'
 	@echo 'make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME))'
-	@echo 'make bench   run the benchmarks with -benchmem (BENCH=regexp, BENCHTIME=$(BENCHTIME))'
+	@echo 'make bench   Sluice and Redis side by side (about 7 min): writes bench/results/latest.md and .svg'
+	@echo 'make bench-quick  a one-minute smoke test of the same: bench/results/quick.md'
+	@echo 'make bench-go     go test -bench with -benchmem (BENCH=regexp, BENCHTIME=$(BENCHTIME))'
 	@echo 'make clean   remove bin/'
 
 build:
@@ -71,7 +76,15 @@ fuzz:
 		done; \
 	done
 
-bench:
+# The harness builds ./cmd/sluice itself and needs redis-server and
+# redis-benchmark, which test-deps installs where they are missing.
+bench: test-deps
+	$(GO) run ./bench $(BENCH_FLAGS)
+
+bench-quick: test-deps
+	$(GO) run ./bench -quick $(BENCH_FLAGS)
+
+bench-go:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) $(PKGS)
 
 clean:

@@ -27,9 +27,10 @@ type Config struct {
 	// Duration bounds the run; a connection stops after the batch in
 	// flight when it ends.
 	Duration time.Duration
-	// PerConn, when positive, is how many requests each connection sends
-	// before it stops, whatever Duration says (for loading a key range).
-	PerConn int
+	// Requests, when positive, is how many requests the connections send
+	// in all before they stop, whatever Duration says (for loading a key
+	// range); connection i sends Share(Requests, Conns, i) of them.
+	Requests int
 	// Source makes connection i's request source.
 	Source func(i int) Source
 }
@@ -52,8 +53,20 @@ func (r *Result) PerSec() float64 {
 	return float64(r.Ops) / r.Elapsed.Seconds()
 }
 
+// Share splits total requests among conns connections: connection i sends
+// count of them, the ones numbered from first on.
+func Share(total, conns, i int) (first, count int) {
+	count = total / conns
+	extra := total % conns
+	first = i*count + min(i, extra)
+	if i < extra {
+		count++
+	}
+	return first, count
+}
+
 // Run connects cfg.Conns connections, then drives them all at once until
-// cfg.Duration passes or each has sent cfg.PerConn requests.
+// cfg.Duration passes or they have sent cfg.Requests.
 func Run(parent context.Context, cfg Config) (*Result, error) {
 	if cfg.Conns < 1 || cfg.Pipeline < 1 {
 		return nil, errors.New("load: Conns and Pipeline must be positive")
@@ -82,9 +95,9 @@ func Run(parent context.Context, cfg Config) (*Result, error) {
 	var wg sync.WaitGroup
 	for i := range conns {
 		w := &results[i]
-		w.nc, w.src, w.pipeline, w.left = conns[i], cfg.Source(i), cfg.Pipeline, cfg.PerConn
-		if cfg.PerConn <= 0 {
-			w.left = -1
+		w.nc, w.src, w.pipeline, w.left = conns[i], cfg.Source(i), cfg.Pipeline, -1
+		if cfg.Requests > 0 {
+			_, w.left = Share(cfg.Requests, cfg.Conns, i)
 		}
 		wg.Go(func() {
 			w.run(ctx, deadline)

@@ -65,6 +65,20 @@ func TestHistogram(t *testing.T) {
 	}
 }
 
+func TestShare(t *testing.T) {
+	next := 0
+	for i := range 3 {
+		first, count := Share(301, 3, i)
+		if first != next || count < 100 || count > 101 {
+			t.Fatalf("Share(301, 3, %d) = %d, %d", i, first, count)
+		}
+		next += count
+	}
+	if next != 301 {
+		t.Fatalf("shares add up to %d", next)
+	}
+}
+
 func TestAppendKey(t *testing.T) {
 	if got := string(AppendKey(nil, "key:", 42)); got != "key:000000000042" {
 		t.Fatal(got)
@@ -145,15 +159,16 @@ func echoServer(t *testing.T) string {
 func TestRun(t *testing.T) {
 	addr := echoServer(t)
 	res, err := Run(context.Background(), Config{
-		Addr: addr, Conns: 3, Pipeline: 7, PerConn: 100,
+		Addr: addr, Conns: 3, Pipeline: 7, Requests: 301,
 		Source: func(i int) Source {
-			return &Command{Args: []string{"SET", "", "v"}, Key: 1, Prefix: "k:", Keys: Sequence(uint64(i) * 100)}
+			first, _ := Share(301, 3, i)
+			return &Command{Args: []string{"SET", "", "v"}, Key: 1, Prefix: "k:", Keys: Sequence(uint64(first))}
 		},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Ops != 300 || res.Errors != 0 || res.Latency.Count() != 300 {
+	if res.Ops != 301 || res.Errors != 0 || res.Latency.Count() != 301 {
 		t.Fatalf("ops %d, errors %d, latencies %d", res.Ops, res.Errors, res.Latency.Count())
 	}
 
