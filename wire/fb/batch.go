@@ -1,0 +1,346 @@
+package fb
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"sync/atomic"
+	"time"
+
+	flatbuffers "github.com/google/flatbuffers/go"
+
+	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/wire/fb/internal/schema"
+)
+
+// Batch is a list of operations sent to the server in one request, and then
+// their results. The zero value is an empty batch. Add operations, run them
+// with Client.Do, read each result with Result(i), where i is the index the
+// adding method returned, then Reset the batch to reuse it. A reused batch
+// keeps its buffers, so running it again allocates nothing.
+//
+// The results are read in place: a value is a slice of the response frame
+// the batch received, with no decoding and no copy. It stays valid until
+// the batch is Reset or run again; copy it to keep it longer, and do not
+// modify it.
+//
+// A Batch is not safe for concurrent use. Goroutines that share a Client
+// each use their own Batch (a sync.Pool of them works well).
+type Batch struct {
+	ops   []opSpec
+	arena []byte // the keys and values of ops
+
+	bld  *flatbuffers.Builder
+	offs []flatbuffers.UOffsetT // scratch for encode
+
+	frame   []byte   // the response message received, without its length prefix
+	res     []uint32 // the position in frame of each result table
+	refused bool     // the response refused the whole request (its error field)
+	call    *call    // the call in flight, reused by the next Do unless abandoned
+}
+
+// opSpec is one operation as added, its key and value kept in the arena.
+type opSpec struct {
+	kind       schema.OpKind
+	key, val   span
+	hasVal     bool
+	ttl, lease int64 // milliseconds
+	throttle   [4]int64
+}
+
+// span is a range of the arena.
+type span struct{ off, end int }
+
+// Get adds GET key; its result has the value, if the key exists.
+func (b *Batch) Get(key string) int {
+	return b.add(opSpec{kind: schema.OpKindGet}, key, nil)
+}
+
+// CacheGet adds CACHE.GET key LEASE lease; lease 0 asks for the server's
+// default (5 s). Its result has the cache state, the value for fresh, stale
+// and revalidate, and the lease token for revalidate and miss. The lease is
+// sent in whole milliseconds, rounded up.
+func (b *Batch) CacheGet(key string, lease time.Duration) int {
+	return b.add(opSpec{kind: schema.OpKindCacheGet, lease: ceilMillisClient(lease)}, key, nil)
+}
+
+// Throttle adds RL.TAKE: take cost tokens (0 only reads) from the bucket at
+// key, which admits l.Rate tokens per l.Period and holds l.Burst (l.Rate
+// when 0). Its result has the decision. The period is sent in whole
+// milliseconds, rounded up so that a limit is never looser than asked.
+func (b *Batch) Throttle(key string, l node.Limit, cost int64) int {
+	return b.add(opSpec{kind: schema.OpKindThrottle, throttle: [4]int64{l.Rate, ceilMillisClient(l.Period), l.Burst, cost}}, key, nil)
+}
+
+// Set adds SET key value, with a time to live when ttl > 0 (sent in whole
+// milliseconds, rounded up). The value is copied into the batch.
+func (b *Batch) Set(key string, value []byte, ttl time.Duration) int {
+	return b.add(opSpec{kind: schema.OpKindSet, hasVal: true, ttl: ceilMillisClient(ttl)}, key, value)
+}
+
+// auth adds AUTH [user] password; connections send it when they open.
+func (b *Batch) auth(user, password string) int {
+	return b.add(opSpec{kind: schema.OpKindAuth, hasVal: true}, user, []byte(password))
+}
+
+func (b *Batch) add(op opSpec, key string, val []byte) int {
+	start := len(b.arena)
+	b.arena = append(b.arena, key...)
+	op.key = span{start, len(b.arena)}
+	b.arena = append(b.arena, val...)
+	op.val = span{op.key.end, len(b.arena)}
+	b.ops = append(b.ops, op)
+	b.res = b.res[:0] // results of an earlier run no longer match
+	return len(b.ops) - 1
+}
+
+// ceilMillisClient converts a duration to whole milliseconds, rounding up.
+// Negative durations stay negative, for the server to refuse.
+func ceilMillisClient(d time.Duration) int64 {
+	if d <= 0 {
+		return int64(d / time.Millisecond)
+	}
+	return int64((d-1)/time.Millisecond) + 1
+}
+
+// Len is the number of operations in the batch.
+func (b *Batch) Len() int { return len(b.ops) }
+
+// Reset empties the batch for reuse. The results, and every value read
+// from them, become invalid. Buffers that grew past 1 MiB for a large
+// response are released; smaller ones are kept.
+func (b *Batch) Reset() {
+	b.ops, b.res, b.refused = b.ops[:0], b.res[:0], false
+	b.arena = b.arena[:0]
+	if cap(b.frame) > keepBuf {
+		b.frame = nil
+	}
+	if cap(b.arena) > keepBuf {
+		b.arena = nil
+	}
+	if b.bld != nil && cap(b.bld.Bytes) > keepBuf {
+		b.bld = nil
+	}
+}
+
+// Result returns the result of operation i, after Do. Before Do, after a
+// failed Do, or for an i out of range, its Err is ErrNoResult.
+func (b *Batch) Result(i int) Result {
+	if i < 0 || i >= len(b.res) {
+		return Result{}
+	}
+	return Result{frame: b.frame, pos: b.res[i]}
+}
+
+// ErrNoResult is the Err of a result that does not exist: the batch has not
+// run, or Do failed, or the index is out of range.
+var ErrNoResult = errors.New("fb: no result: run the batch with Client.Do first")
+
+// Result is the result of one operation: a view into the batch's response
+// frame, read in place. It is valid as long as the batch's results (until
+// Reset or the next Do). Its methods allocate nothing, except Err when
+// there is an error.
+type Result struct {
+	frame []byte
+	pos   uint32
+}
+
+func (r Result) table() schema.Result {
+	var t schema.Result
+	t.Init(r.frame, flatbuffers.UOffsetT(r.pos))
+	return t
+}
+
+// Err is the operation's error, a node.Error with Redis's prefix and text
+// ("WRONGTYPE ...", "NOAUTH ..."), or nil.
+func (r Result) Err() error {
+	if r.frame == nil {
+		return ErrNoResult
+	}
+	t := r.table()
+	if msg := t.Error(); msg != nil {
+		return node.Error(string(msg))
+	}
+	return nil
+}
+
+// Value returns the value of a GET or CACHE.GET and whether there is one. The
+// slice points into the received frame: see Batch for how long it is valid.
+func (r Result) Value() ([]byte, bool) {
+	if r.frame == nil {
+		return nil, false
+	}
+	t := r.table()
+	v := t.ValueBytes()
+	return v, v != nil
+}
+
+// CacheState is the state of a CACHE.GET ("" for other operations and
+// errors).
+func (r Result) CacheState() node.CacheState {
+	if r.frame == nil {
+		return ""
+	}
+	t := r.table()
+	switch t.CacheState() {
+	case schema.CacheStateFresh:
+		return node.CacheFresh
+	case schema.CacheStateStale:
+		return node.CacheStale
+	case schema.CacheStateRevalidate:
+		return node.CacheRevalidate
+	case schema.CacheStateMiss:
+		return node.CacheMiss
+	case schema.CacheStateWait:
+		return node.CacheWait
+	}
+	return ""
+}
+
+// Token is the lease token of a CACHE.GET that answered revalidate or miss,
+// for CACHE.FILL; 0 for none.
+func (r Result) Token() uint64 {
+	if r.frame == nil {
+		return 0
+	}
+	t := r.table()
+	return t.Token()
+}
+
+// Throttle is the decision of a THROTTLE, with RL.TAKE's millisecond
+// figures as durations (RetryAfter is 0 when allowed). It is the zero
+// value for other operations and errors.
+func (r Result) Throttle() node.ThrottleResult {
+	if r.frame == nil {
+		return node.ThrottleResult{}
+	}
+	t := r.table()
+	var d schema.Decision
+	if t.Decision(&d) == nil {
+		return node.ThrottleResult{}
+	}
+	res := node.ThrottleResult{
+		Allowed:    !d.Limited(),
+		Limit:      d.Limit(),
+		Remaining:  d.Remaining(),
+		ResetAfter: time.Duration(d.ResetAfterMs()) * time.Millisecond,
+	}
+	if ms := d.RetryAfterMs(); ms > 0 {
+		res.RetryAfter = time.Duration(ms) * time.Millisecond
+	}
+	return res
+}
+
+// encode builds the request frame (length prefix included) with id, in the
+// batch's builder, and returns it. It allocates nothing once the builder
+// has grown to the batch's size.
+func (b *Batch) encode(id uint64) []byte {
+	if b.bld == nil {
+		b.bld = flatbuffers.NewBuilder(builderSize)
+	}
+	bld := b.bld
+	bld.Reset()
+	b.offs = b.offs[:0]
+	for i := range b.ops {
+		op := &b.ops[i]
+		key := bld.CreateByteVector(b.arena[op.key.off:op.key.end])
+		var val flatbuffers.UOffsetT
+		if op.hasVal {
+			val = bld.CreateByteVector(b.arena[op.val.off:op.val.end])
+		}
+		schema.OpStart(bld)
+		schema.OpAddKind(bld, op.kind)
+		schema.OpAddKey(bld, key)
+		if op.hasVal {
+			schema.OpAddValue(bld, val)
+		}
+		schema.OpAddTtlMs(bld, op.ttl)
+		schema.OpAddLeaseMs(bld, op.lease)
+		if op.kind == schema.OpKindThrottle {
+			t := &op.throttle
+			schema.OpAddThrottle(bld, schema.CreateThrottleArgs(bld, t[0], t[1], t[2], t[3]))
+		}
+		b.offs = append(b.offs, schema.OpEnd(bld))
+	}
+	schema.RequestStartOpsVector(bld, len(b.offs))
+	for i := len(b.offs) - 1; i >= 0; i-- {
+		bld.PrependUOffsetT(b.offs[i])
+	}
+	ops := bld.EndVector(len(b.offs))
+	schema.RequestStart(bld)
+	schema.RequestAddId(bld, id)
+	schema.RequestAddOps(bld, ops)
+	bld.FinishSizePrefixed(schema.RequestEnd(bld))
+	return bld.FinishedBytes()
+}
+
+// receive reads a response message of n bytes into the batch's frame and
+// verifies it: it answers request id and has one result per operation. It
+// returns a read error, or a protocol error that leaves the connection
+// unusable.
+func (b *Batch) receive(r *bufio.Reader, n int, id uint64) error {
+	if cap(b.frame) < n {
+		b.frame = make([]byte, n)
+	}
+	b.frame = b.frame[:n]
+	if _, err := io.ReadFull(r, b.frame); err != nil {
+		return err
+	}
+	got, res, err := verifyResponse(b.frame, len(b.ops), b.res[:0])
+	b.res = res
+	switch {
+	case err != nil:
+		b.res = b.res[:0]
+		return err
+	}
+	var resp schema.Response
+	resp.Init(b.frame, flatbuffers.GetUOffsetT(b.frame))
+	b.refused = resp.Error() != nil
+	if got != id {
+		b.res = b.res[:0]
+		if b.refused {
+			// A refusal of a request the server could not read (id 0),
+			// just before it closes the connection.
+			return b.refusal()
+		}
+		return errResponseID
+	}
+	return nil
+}
+
+// refusal is the error of a response that refused the whole request.
+func (b *Batch) refusal() error {
+	var resp schema.Response
+	resp.Init(b.frame, flatbuffers.GetUOffsetT(b.frame))
+	return node.Error(string(resp.Error()))
+}
+
+// errResponseID is the protocol error of a response out of order.
+const errResponseID frameError = "fb: protocol error: a response's id does not match its request"
+
+// The states of a call.
+const (
+	callWaiting   int32 = iota // queued on a connection, response not arrived
+	callReading                // the connection's reader is receiving the response into the batch
+	callDone                   // finished: err is set, done is signalled
+	callAbandoned              // Do gave up (its context ended); the reader discards the response
+)
+
+// call is one request in flight on a connection. Whoever moves it out of
+// callWaiting owns it: the reader (to callReading, then callDone), a
+// failing connection (to callDone) or Do (to callAbandoned, after which the
+// batch no longer refers to it).
+type call struct {
+	state atomic.Int32
+	b     *Batch
+	id    uint64
+	err   error
+	done  chan struct{} // capacity 1: signalled once per run
+}
+
+// finish records the outcome and wakes Do.
+func (c *call) finish(err error) {
+	c.err = err
+	c.state.Store(callDone)
+	c.done <- struct{}{}
+}

@@ -1,0 +1,447 @@
+package fb
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Client defaults.
+const (
+	// DefaultConns is how many connections a client opens to a server when
+	// Options.Conns is 0. Each is pipelined, so a few carry any number of
+	// goroutines; more than one lets the server run batches in parallel.
+	DefaultConns = 2
+	// DefaultDialTimeout bounds connecting and authenticating when
+	// Options.DialTimeout is 0.
+	DefaultDialTimeout = 5 * time.Second
+	// readSize is a connection's read buffer: a run of pipelined responses
+	// arrives in one read.
+	readSize = 64 << 10
+	// writeRounds is how many rounds of other goroutines' frames a caller
+	// writes after its own before it hands the writing to a new goroutine,
+	// so that no caller waits long on others' work.
+	writeRounds = 2
+)
+
+// Options configure a Client. The zero value connects DefaultConns
+// connections with no password.
+type Options struct {
+	// Password, when set, authenticates each connection as it opens (an AUTH
+	// operation), as the server's requirepass demands. User names an ACL
+	// user; empty is the default user.
+	User, Password string
+	// Conns is the number of connections to the server; DefaultConns when 0.
+	Conns int
+	// MaxFrame is the largest response accepted, and the largest request
+	// sent, in bytes; DefaultMaxFrame when 0. Keep it at least the server's.
+	MaxFrame int
+	// DialTimeout bounds opening and authenticating a connection;
+	// DefaultDialTimeout when 0.
+	DialTimeout time.Duration
+}
+
+// Client is a FlatBuffers client of one Sluice node. It is safe for
+// concurrent use: goroutines share its connections, each request pipelined
+// behind the others, and each goroutine runs its own Batch. A broken
+// connection fails the requests in flight on it and is dialled again by the
+// next request that picks it.
+//
+// The client is single-node for now: every batch goes to the address it
+// was dialled with. Cluster routing will plug in at route, a function from
+// key to address, with a pool of connections per address.
+type Client struct {
+	addr  string
+	opts  Options
+	pools map[string]*pool // by address; one until the client routes by slot
+}
+
+// ErrClosed is returned by Do on a closed Client.
+var ErrClosed = errors.New("fb: client closed")
+
+// Errors of Do for a batch the server could not take.
+var (
+	ErrTooManyOps    = errors.New("fb: batch has more operations than MaxOps")
+	ErrBatchTooLarge = errors.New("fb: batch encodes to more than MaxFrame bytes")
+)
+
+// Dial connects to the server at addr with the default Options.
+func Dial(addr string) (*Client, error) {
+	return DialOptions(addr, Options{})
+}
+
+// DialOptions connects to the server at addr. It opens every connection
+// (authenticating each when o.Password is set) before it returns, so that a
+// wrong address or password is reported here.
+func DialOptions(addr string, o Options) (*Client, error) {
+	if o.Conns <= 0 {
+		o.Conns = DefaultConns
+	}
+	if o.MaxFrame <= 0 {
+		o.MaxFrame = DefaultMaxFrame
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = DefaultDialTimeout
+	}
+	c := &Client{addr: addr, opts: o, pools: map[string]*pool{}}
+	p := &pool{addr: addr, opts: &c.opts, slots: make([]slot, o.Conns)}
+	c.pools[addr] = p
+	ctx, cancel := context.WithTimeout(context.Background(), o.DialTimeout)
+	defer cancel()
+	for i := range p.slots {
+		if _, err := p.conn(ctx, i); err != nil {
+			p.close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// route returns the address of the server for key. Single-node, that is the
+// address dialled; with the cluster it becomes a lookup of key's slot owner
+// in the slot table, and Do splits a batch by owner.
+func (c *Client) route(key []byte) string { return c.addr }
+
+// Do sends the batch's operations in one request and waits for the
+// response. On success the results are in the batch (Batch.Result), each
+// with its own error; Do's error is for the batch as a whole: the context
+// ended, the connection failed, or the server refused the request. Do may
+// be called again on the same batch, which sends the same operations.
+//
+// When ctx ends while the request is in flight, Do returns ctx's error at
+// once and the response is discarded when it arrives; if the response was
+// already arriving, the connection is closed instead (its other requests
+// fail), so that a stalled server never holds Do past ctx.
+func (c *Client) Do(ctx context.Context, b *Batch) error {
+	if len(b.ops) == 0 {
+		return nil
+	}
+	if len(b.ops) > MaxOps {
+		return ErrTooManyOps
+	}
+	p := c.pools[c.route(b.arena[b.ops[0].key.off:b.ops[0].key.end])]
+	cc, err := p.pick(ctx)
+	if err != nil {
+		return err
+	}
+	return cc.do(ctx, b, c.opts.MaxFrame)
+}
+
+// Close closes the connections; requests in flight fail with ErrClosed.
+func (c *Client) Close() error {
+	for _, p := range c.pools {
+		p.close()
+	}
+	return nil
+}
+
+// pool is the connections to one address.
+type pool struct {
+	addr   string
+	opts   *Options
+	slots  []slot
+	next   atomic.Uint32
+	closed atomic.Bool
+}
+
+// slot holds one connection, dialled again when it breaks.
+type slot struct {
+	cc atomic.Pointer[clientConn]
+	mu sync.Mutex // one dial at a time
+}
+
+// pick returns a working connection, round robin.
+func (p *pool) pick(ctx context.Context) (*clientConn, error) {
+	i := int(p.next.Add(1) % uint32(len(p.slots)))
+	if cc := p.slots[i].cc.Load(); cc != nil && !cc.broken.Load() {
+		return cc, nil
+	}
+	return p.conn(ctx, i)
+}
+
+// conn returns slot i's connection, dialling it if it is missing or broken.
+func (p *pool) conn(ctx context.Context, i int) (*clientConn, error) {
+	s := &p.slots[i]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p.closed.Load() {
+		return nil, ErrClosed
+	}
+	if cc := s.cc.Load(); cc != nil && !cc.broken.Load() {
+		return cc, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, p.opts.DialTimeout)
+	defer cancel()
+	cc, err := dialConn(ctx, p.addr, p.opts)
+	if err != nil {
+		return nil, err
+	}
+	s.cc.Store(cc)
+	if p.closed.Load() { // Close ran while we dialled
+		cc.fail(ErrClosed)
+		return nil, ErrClosed
+	}
+	return cc, nil
+}
+
+func (p *pool) close() {
+	p.closed.Store(true)
+	for i := range p.slots {
+		s := &p.slots[i]
+		s.mu.Lock()
+		if cc := s.cc.Load(); cc != nil {
+			cc.fail(ErrClosed)
+		}
+		s.mu.Unlock()
+	}
+}
+
+// clientConn is one pipelined connection. Callers write their request
+// frames in the order they queue their calls; one reader goroutine reads
+// the responses, which come back in the same order, each straight into its
+// batch.
+type clientConn struct {
+	nc       net.Conn
+	br       *bufio.Reader
+	maxFrame int
+	ids      atomic.Uint64
+	broken   atomic.Bool
+
+	mu      sync.Mutex
+	queue   []*call // calls waiting for their response, oldest at head
+	head    int
+	out     []byte // frames waiting for the writer
+	spare   []byte
+	writing bool  // a goroutine is writing; others append to out
+	err     error // why the connection broke
+}
+
+// dialConn opens a connection and authenticates it.
+func dialConn(ctx context.Context, addr string, o *Options) (*clientConn, error) {
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	cc := &clientConn{nc: nc, br: bufio.NewReaderSize(nc, readSize), maxFrame: o.MaxFrame}
+	go cc.read()
+	if o.Password == "" {
+		return cc, nil
+	}
+	var b Batch
+	b.auth(o.User, o.Password)
+	if err := cc.do(ctx, &b, o.MaxFrame); err != nil {
+		cc.fail(err)
+		return nil, err
+	}
+	if err := b.Result(0).Err(); err != nil {
+		cc.fail(err)
+		return nil, err
+	}
+	return cc, nil
+}
+
+// do runs one batch on the connection.
+func (cc *clientConn) do(ctx context.Context, b *Batch, maxFrame int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cl := b.call
+	if cl == nil {
+		cl = &call{done: make(chan struct{}, 1)}
+		b.call = cl
+	}
+	cl.b, cl.id, cl.err = b, cc.ids.Add(1), nil
+	cl.state.Store(callWaiting)
+	frame := b.encode(cl.id)
+	if len(frame)-4 > maxFrame {
+		return ErrBatchTooLarge
+	}
+	b.res, b.refused = b.res[:0], false
+	if err := cc.send(cl, frame); err != nil {
+		return err
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		if cl.state.CompareAndSwap(callWaiting, callAbandoned) {
+			b.call = nil // the reader drops it
+			return ctx.Err()
+		}
+		if cl.state.Load() == callReading {
+			cc.fail(errCutOff)
+		}
+		<-cl.done
+	}
+	switch {
+	case cl.err != nil:
+		return cl.err
+	case b.refused:
+		err := b.refusal()
+		b.res = b.res[:0]
+		return err
+	}
+	return nil
+}
+
+// errCutOff fails the requests of a connection closed because a caller's
+// context ended while its response was arriving.
+var errCutOff = errors.New("fb: connection closed: a request's context ended while its response was arriving")
+
+// send queues the call and writes its frame. If another goroutine is
+// writing, the frame is appended for that goroutine to write; otherwise
+// this one writes it, then whatever others appended meanwhile, for a few
+// rounds, so that concurrent requests share system calls.
+func (cc *clientConn) send(cl *call, frame []byte) error {
+	cc.mu.Lock()
+	if cc.err != nil {
+		err := cc.err
+		cc.mu.Unlock()
+		return err
+	}
+	cc.queue = append(cc.queue, cl)
+	if cc.writing {
+		cc.out = append(cc.out, frame...)
+		cc.mu.Unlock()
+		return nil
+	}
+	cc.writing = true
+	cc.mu.Unlock()
+	cc.write(frame, writeRounds)
+	return nil
+}
+
+// write writes buf, then the frames appended meanwhile, for at most rounds
+// more rounds (forever when rounds < 0), then hands over to a new goroutine.
+// A write error fails the connection, and with it every queued call.
+func (cc *clientConn) write(buf []byte, rounds int) {
+	owned := false // buf is cc's buffer, to recycle, not a caller's frame
+	for {
+		_, err := cc.nc.Write(buf)
+		cc.mu.Lock()
+		if owned {
+			cc.spare = buf[:0]
+		}
+		if err != nil || len(cc.out) == 0 || cc.err != nil {
+			cc.writing = false
+			cc.mu.Unlock()
+			if err != nil {
+				cc.fail(err)
+			}
+			return
+		}
+		if rounds == 0 {
+			cc.mu.Unlock()
+			go cc.write(nil, -1)
+			return
+		}
+		rounds--
+		buf, cc.out, cc.spare, owned = cc.out, cc.spare, nil, true
+		cc.out = cc.out[:0]
+		cc.mu.Unlock()
+	}
+}
+
+// read receives the responses, in the order of the queue, until the
+// connection fails.
+func (cc *clientConn) read() {
+	var hdr [4]byte
+	for {
+		if _, err := io.ReadFull(cc.br, hdr[:]); err != nil {
+			cc.fail(err)
+			return
+		}
+		n := int(binary.LittleEndian.Uint32(hdr[:]))
+		if n > cc.maxFrame {
+			cc.fail(errFrameTooLarge)
+			return
+		}
+		cl := cc.pop()
+		if cl == nil {
+			cc.fail(cc.unsolicited(n))
+			return
+		}
+		if !cl.state.CompareAndSwap(callWaiting, callReading) {
+			// Abandoned by Do: skip the response.
+			if _, err := cc.br.Discard(n); err != nil {
+				cc.fail(err)
+				return
+			}
+			continue
+		}
+		if err := cl.b.receive(cc.br, n, cl.id); err != nil {
+			cl.finish(err)
+			cc.fail(err)
+			return
+		}
+		cl.finish(nil)
+	}
+}
+
+// errUnexpected is the protocol error of a response to no request.
+const errUnexpected frameError = "fb: protocol error: a response arrived with no request waiting"
+
+// unsolicited reads a response of n bytes that arrived with no request
+// waiting and returns the error to break the connection with: the
+// server's refusal when it is one (too many clients), else a protocol
+// error.
+func (cc *clientConn) unsolicited(n int) error {
+	var b Batch
+	if err := b.receive(cc.br, n, 0); err != nil {
+		return err
+	}
+	if b.refused {
+		return b.refusal()
+	}
+	return errUnexpected
+}
+
+// pop takes the oldest queued call, or nil.
+func (cc *clientConn) pop() *call {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.head == len(cc.queue) {
+		return nil
+	}
+	cl := cc.queue[cc.head]
+	cc.queue[cc.head] = nil
+	cc.head++
+	switch {
+	case cc.head == len(cc.queue):
+		cc.queue, cc.head = cc.queue[:0], 0
+	case cc.head >= 64 && cc.head*2 >= len(cc.queue):
+		// Never empty under load: move the live calls down instead of
+		// letting the dead prefix grow.
+		n := copy(cc.queue, cc.queue[cc.head:])
+		clear(cc.queue[n:])
+		cc.queue, cc.head = cc.queue[:n], 0
+	}
+	return cl
+}
+
+// fail breaks the connection: it is closed, and every queued call fails
+// with err (ErrClosed for a client being closed).
+func (cc *clientConn) fail(err error) {
+	cc.mu.Lock()
+	if cc.err != nil {
+		cc.mu.Unlock()
+		return
+	}
+	cc.err = err
+	cc.broken.Store(true)
+	queued := cc.queue[cc.head:]
+	cc.queue, cc.head = nil, 0
+	cc.mu.Unlock()
+	cc.nc.Close()
+	for _, cl := range queued {
+		if cl.state.CompareAndSwap(callWaiting, callReading) {
+			cl.finish(err)
+		}
+	}
+}

@@ -1,0 +1,86 @@
+// Package fb is Sluice's FlatBuffers API (DESIGN §4.3): a second listener
+// for hot reads, and its Go client. A request carries a batch of
+// operations (GET, CACHE.GET, RL.TAKE as THROTTLE, SET for warming, AUTH)
+// and its response carries one result per operation, in order. The client
+// reads values straight out of the received frame.
+//
+//	srv, err := fb.NewServer(n, fb.Config{Addr: "127.0.0.1:6380"})
+//	n.Attach(srv) // n.Start serves it, n.Close drains it
+//
+//	c, err := fb.Dial("127.0.0.1:6380")
+//	var b fb.Batch
+//	i := b.Get("user:42")
+//	err = c.Do(ctx, &b)
+//	v, ok := b.Result(i).Value() // a slice of the response frame
+//
+// # Wire format
+//
+// The schema is sluice.fbs in this directory; other languages generate
+// their code from it with flatc. Each frame, either way, is a 4-byte
+// little-endian length followed by one FlatBuffers message (FlatBuffers'
+// size-prefixed form): a Request from the client, a Response from the
+// server. A request is at most Config.MaxFrame bytes (DefaultMaxFrame, 64
+// MiB) and carries at most MaxOps operations; the server builds no
+// response larger than MaxFrame either: a value that would not fit becomes
+// an error result, and a response that still would not fit is refused as
+// a whole. Requests on one connection are pipelined: a client sends them
+// without waiting, the server runs them in order and answers each with a
+// Response carrying the request's id.
+//
+// # Untrusted frames
+//
+// FlatBuffers' Go runtime trusts its buffers: an offset pointing outside
+// panics or reads the wrong bytes, and it has no verifier. This package
+// verifies every frame, on both sides, before the generated accessors read
+// it (verify.go says exactly what is checked). A length over the limit, a
+// truncated frame or an offset outside it gets an error Response (id 0 when
+// the id could not be read) and the connection is closed; other clients
+// are not affected. An operation kind the server does not know is an
+// error result, so that newer clients can probe older servers.
+//
+// # Authentication
+//
+// While the node has a password (requirepass, also set at run time with
+// CONFIG SET), a connection must authenticate with an Auth operation (the
+// password in value, an ACL user name in key) before anything else: until
+// it does, every other operation fails with NOAUTH and its frames may be
+// at most 16 KiB, as Redis limits unauthenticated clients. The password is
+// checked by the node, exactly as AUTH on the RESP port. The Go client
+// sends it as the first request on each connection when Options.Password
+// is set. TLS arrives with the security work; until then, keep the port on
+// loopback or a private network.
+//
+// # Server
+//
+// Each connection is served by one goroutine: it reads what the client
+// has sent, runs every complete request in it and writes their responses
+// in one write. Responses are built with one reused flatbuffers.Builder
+// per connection, so that a request allocates nothing once the buffers
+// have grown to its size, with one exception: CACHE.GET returns a copy of
+// the value from the node (node.Node.CacheGet), one allocation per cache
+// read that hits. Keys are handed to the node without copying: the node's
+// Go API does not keep them past the call. Connections count against the
+// node's maxclients on their own (CLIENT LIST does not show them), the idle
+// timeout applies, and Close drains as the RESP server does: each
+// connection finishes the request it is running and its responses are
+// written.
+//
+// # Client
+//
+// A Client keeps a few connections (Options.Conns) and is safe for
+// concurrent use: each goroutine runs its own Batch, and requests from
+// many goroutines share the connections, pipelined, with concurrent writes
+// coalesced into one system call. A Batch is reused: it keeps its builder,
+// its received frame and its result index, so Do and reading results
+// allocate nothing in steady state. A Result reads its fields from the
+// frame in place; Result.Value returns a slice of the frame, valid until
+// the batch is Reset or run again.
+//
+// The client is single-node for now. Routing goes through one seam,
+// Client.route (a key-to-address function) and a pool of connections per
+// address; the cluster's client will learn the slot table there, split a
+// batch by owner, and refresh the table on a wrong-owner reply.
+package fb
+
+//go:generate flatc --go --go-namespace schema --gen-onefile -o internal/schema sluice.fbs
+//go:generate gofmt -w internal/schema/sluice_generated.go

@@ -1,0 +1,307 @@
+package fb
+
+import "encoding/binary"
+
+// The verifier. FlatBuffers' Go runtime reads whatever offsets a buffer
+// holds and panics (or reads the wrong bytes) when they point elsewhere; it
+// has no verifier. Frames come from the network, so before any generated
+// accessor touches one, the functions here walk every table, vtable, vector
+// and string the schema (sluice.fbs) lets the accessors reach and check that
+// each lies inside the buffer, as flatbuffers::Verifier does in C++.
+//
+// A buffer that passes is safe for every accessor of the generated code,
+// for every index below the vector lengths the verifier saw. What it checks:
+//
+//   - the root offset, and every offset to a table, vector or string, points
+//     inside the buffer;
+//   - a table's vtable lies inside the buffer, its size is even and at least
+//     4, and the table's own size (vtable[1]) fits in the buffer;
+//   - every field the schema knows, where the vtable has it, fits in the
+//     buffer with its full width (scalars, structs, offsets);
+//   - a vector's length times its element size fits after it; a string
+//     also has its terminating zero inside the buffer;
+//   - the number of operations (results) is within the limit.
+//
+// Fields a newer schema adds (vtable entries past the ones known here) are
+// not read and so not checked. Alignment is not checked: the Go runtime
+// reads scalars byte by byte and needs none. Arithmetic is done in uint64,
+// so an offset that would wrap around 32 bits in the runtime's uint32
+// arithmetic is out of the buffer here and rejected; this also bounds every
+// position below the frame limit, well under the 2^31 the runtime assumes.
+//
+// The work is linear in the number of tables reached, which the limit on
+// operations bounds; nothing is allocated.
+
+// The vtable slots (field ids) of each table, as in sluice.fbs.
+const (
+	slotRequestID  = 0
+	slotRequestOps = 1
+
+	slotOpKind     = 0
+	slotOpKey      = 1
+	slotOpValue    = 2
+	slotOpTTL      = 3
+	slotOpLease    = 4
+	slotOpThrottle = 5
+
+	slotResponseID      = 0
+	slotResponseResults = 1
+	slotResponseError   = 2
+
+	slotResultValue    = 0
+	slotResultError    = 1
+	slotResultState    = 2
+	slotResultToken    = 3
+	slotResultDecision = 4
+)
+
+// Sizes of the schema's structs and scalars on the wire.
+const (
+	sizeThrottleArgs = 32 // four longs
+	sizeDecision     = 40 // a bool, padding to 8, four longs
+	sizeOffset       = 4
+)
+
+// frameError is why a frame was refused. The texts are constants, so
+// refusing a frame allocates nothing.
+type frameError string
+
+func (e frameError) Error() string { return string(e) }
+
+// The reasons a frame is refused. The server sends the text in the
+// Response's error field before it closes the connection.
+const (
+	errShort       frameError = "ERR Protocol error: frame shorter than a FlatBuffers root offset"
+	errRoot        frameError = "ERR Protocol error: root table outside the frame"
+	errTable       frameError = "ERR Protocol error: table outside the frame"
+	errVtable      frameError = "ERR Protocol error: vtable outside the frame or malformed"
+	errField       frameError = "ERR Protocol error: field outside the frame"
+	errVector      frameError = "ERR Protocol error: vector outside the frame"
+	errString      frameError = "ERR Protocol error: string outside the frame or not terminated"
+	errTooManyOps  frameError = "ERR Protocol error: too many operations in one request"
+	errResultCount frameError = "ERR Protocol error: the response has a different number of results than the request had operations"
+)
+
+// verifier checks positions against one buffer. Positions are uint64 so
+// that no sum of two uint32 offsets wraps.
+type verifier struct {
+	buf []byte
+}
+
+func (v verifier) size() uint64 { return uint64(len(v.buf)) }
+
+func (v verifier) u16(at uint64) uint64 { return uint64(binary.LittleEndian.Uint16(v.buf[at:])) }
+func (v verifier) u32(at uint64) uint64 { return uint64(binary.LittleEndian.Uint32(v.buf[at:])) }
+
+// table checks the table at pos and its vtable and returns the vtable's
+// position and size.
+func (v verifier) table(pos uint64) (vt, vsize uint64, err error) {
+	if pos+4 > v.size() {
+		return 0, 0, errTable
+	}
+	// The table starts with a signed offset back to its vtable: vt = pos - soffset.
+	soff := int64(int32(binary.LittleEndian.Uint32(v.buf[pos:])))
+	at := int64(pos) - soff
+	if at < 0 || uint64(at)+4 > v.size() {
+		return 0, 0, errVtable
+	}
+	vt = uint64(at)
+	vsize = v.u16(vt)
+	tsize := v.u16(vt + 2)
+	if vsize < 4 || vsize%2 != 0 || vt+vsize > v.size() || tsize < 4 || pos+tsize > v.size() {
+		return 0, 0, errVtable
+	}
+	return vt, vsize, nil
+}
+
+// field returns the position of field slot of the table at pos, checking
+// that width bytes of it lie in the buffer; ok is false for an absent field.
+func (v verifier) field(pos, vt, vsize uint64, slot int, width uint64) (at uint64, ok bool, err error) {
+	entry := 4 + 2*uint64(slot)
+	if entry >= vsize {
+		return 0, false, nil // the vtable predates this field: absent
+	}
+	off := v.u16(vt + entry)
+	if off == 0 {
+		return 0, false, nil
+	}
+	at = pos + off
+	if at+width > v.size() {
+		return 0, false, errField
+	}
+	return at, true, nil
+}
+
+// scalar checks a scalar or struct field of the given width.
+func (v verifier) scalar(pos, vt, vsize uint64, slot int, width uint64) error {
+	_, _, err := v.field(pos, vt, vsize, slot, width)
+	return err
+}
+
+// vector checks the vector an offset field points to, with elements of
+// elem bytes, and returns where its elements start and how many there are.
+func (v verifier) vector(pos, vt, vsize uint64, slot int, elem uint64) (start, n uint64, ok bool, err error) {
+	at, ok, err := v.field(pos, vt, vsize, slot, sizeOffset)
+	if !ok {
+		return 0, 0, false, err
+	}
+	vec := at + v.u32(at)
+	if vec+4 > v.size() {
+		return 0, 0, false, errVector
+	}
+	n = v.u32(vec)
+	start = vec + 4
+	// n < 2^32 and elem <= 4, so the product cannot overflow.
+	if start+n*elem > v.size() {
+		return 0, 0, false, errVector
+	}
+	return start, n, true, nil
+}
+
+// bytes checks a [ubyte] field.
+func (v verifier) bytes(pos, vt, vsize uint64, slot int) error {
+	_, _, _, err := v.vector(pos, vt, vsize, slot, 1)
+	return err
+}
+
+// str checks a string field: a byte vector followed by a zero byte.
+func (v verifier) str(pos, vt, vsize uint64, slot int) error {
+	start, n, ok, err := v.vector(pos, vt, vsize, slot, 1)
+	if !ok {
+		return err
+	}
+	if start+n >= v.size() || v.buf[start+n] != 0 {
+		return errString
+	}
+	return nil
+}
+
+// root checks the root offset and the root table.
+func (v verifier) root() (pos, vt, vsize uint64, err error) {
+	if v.size() < 4 {
+		return 0, 0, 0, errShort
+	}
+	pos = v.u32(0)
+	if pos+4 > v.size() {
+		return 0, 0, 0, errRoot
+	}
+	vt, vsize, err = v.table(pos)
+	return pos, vt, vsize, err
+}
+
+// verifyRequest checks a Request message (a frame without its length
+// prefix). It returns the request's id as soon as the root table and the id
+// are known good, so that even a refusal can name the request, and the
+// number of operations.
+func verifyRequest(buf []byte, maxOps int) (id uint64, ops int, err error) {
+	v := verifier{buf}
+	pos, vt, vsize, err := v.root()
+	if err != nil {
+		return 0, 0, err
+	}
+	at, ok, err := v.field(pos, vt, vsize, slotRequestID, 8)
+	if err != nil {
+		return 0, 0, err
+	}
+	if ok {
+		id = binary.LittleEndian.Uint64(buf[at:])
+	}
+	start, n, _, err := v.vector(pos, vt, vsize, slotRequestOps, sizeOffset)
+	if err != nil {
+		return id, 0, err
+	}
+	if n > uint64(maxOps) {
+		return id, 0, errTooManyOps
+	}
+	for i := range n {
+		elem := start + 4*i
+		if err := v.op(elem + v.u32(elem)); err != nil {
+			return id, 0, err
+		}
+	}
+	return id, int(n), nil
+}
+
+// op checks one Op table.
+func (v verifier) op(pos uint64) error {
+	vt, vsize, err := v.table(pos)
+	if err != nil {
+		return err
+	}
+	for _, f := range [...]struct {
+		slot  int
+		width uint64
+	}{{slotOpKind, 1}, {slotOpTTL, 8}, {slotOpLease, 8}, {slotOpThrottle, sizeThrottleArgs}} {
+		if err := v.scalar(pos, vt, vsize, f.slot, f.width); err != nil {
+			return err
+		}
+	}
+	if err := v.bytes(pos, vt, vsize, slotOpKey); err != nil {
+		return err
+	}
+	return v.bytes(pos, vt, vsize, slotOpValue)
+}
+
+// verifyResponse checks a Response message (a frame without its length
+// prefix) that answers a request of ops operations, and appends the
+// position of each result table to res. A response with an error field
+// and no results answers a refused request; any other must have exactly
+// ops results.
+func verifyResponse(buf []byte, ops int, res []uint32) (id uint64, _ []uint32, err error) {
+	v := verifier{buf}
+	pos, vt, vsize, err := v.root()
+	if err != nil {
+		return 0, res, err
+	}
+	at, ok, err := v.field(pos, vt, vsize, slotResponseID, 8)
+	if err != nil {
+		return 0, res, err
+	}
+	if ok {
+		id = binary.LittleEndian.Uint64(buf[at:])
+	}
+	if err := v.str(pos, vt, vsize, slotResponseError); err != nil {
+		return id, res, err
+	}
+	start, n, present, err := v.vector(pos, vt, vsize, slotResponseResults, sizeOffset)
+	if err != nil {
+		return id, res, err
+	}
+	if !present {
+		if _, refused, _ := v.field(pos, vt, vsize, slotResponseError, sizeOffset); refused {
+			return id, res, nil
+		}
+	}
+	if n != uint64(ops) {
+		return id, res, errResultCount
+	}
+	for i := range n {
+		elem := start + 4*i
+		rpos := elem + v.u32(elem)
+		if err := v.result(rpos); err != nil {
+			return id, res, err
+		}
+		res = append(res, uint32(rpos))
+	}
+	return id, res, nil
+}
+
+// result checks one Result table.
+func (v verifier) result(pos uint64) error {
+	vt, vsize, err := v.table(pos)
+	if err != nil {
+		return err
+	}
+	for _, f := range [...]struct {
+		slot  int
+		width uint64
+	}{{slotResultState, 1}, {slotResultToken, 8}, {slotResultDecision, sizeDecision}} {
+		if err := v.scalar(pos, vt, vsize, f.slot, f.width); err != nil {
+			return err
+		}
+	}
+	if err := v.bytes(pos, vt, vsize, slotResultValue); err != nil {
+		return err
+	}
+	return v.str(pos, vt, vsize, slotResultError)
+}
