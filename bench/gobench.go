@@ -41,7 +41,7 @@ func (h *harness) runGoBench() ([]goBench, []string, error) {
 		pkg := gb.pkg
 		args := []string{"test", "-run", "^$", "-bench", gb.pattern, "-benchmem", "-benchtime", h.benchTime, pkg}
 		cmd := exec.CommandContext(h.ctx, "go", args...)
-		cmd.Dir = h.root
+		cmd.Dir = h.src
 		out, err := cmd.CombinedOutput()
 		if h.ctx.Err() != nil {
 			return nil, nil, h.ctx.Err()

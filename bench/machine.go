@@ -17,7 +17,6 @@ type machine struct {
 	load0, load1 string // load averages (1, 5, 15 min) at the start and the end
 	goVersion    string
 	redisVersion string
-	commit       string // the Sluice commit measured, with -dirty for local changes
 }
 
 func describeMachine(root string) machine {
@@ -47,7 +46,6 @@ func describeMachine(root string) machine {
 	if f := strings.Fields(m.redisVersion); len(f) >= 3 { // Redis server v=7.0.15 sha=…
 		m.redisVersion = "Redis " + strings.TrimPrefix(f[2], "v=")
 	}
-	m.commit = output(root, "git", "describe", "--always", "--dirty", "--exclude", "*")
 	return m
 }
 

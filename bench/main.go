@@ -23,6 +23,14 @@
 //
 // The report is written to -out with .md and .svg (a chart of the ratios)
 // appended: bench/results/latest by default, bench/results/quick for -quick.
+//
+// For finding where the time goes: -only runs some workloads; -profile DIR
+// records the first run of each side with `perf record -g` and writes the
+// top of `perf report` per workload (the kernel's share included, which
+// pprof would not show); -sluice-env tries runtime settings (GOGC,
+// GOMAXPROCS, GODEBUG); -rev measures a committed revision, exported with
+// git archive, while the shared working tree is half edited; -sluice
+// measures a given binary. `go run ./bench -h` lists every flag.
 package main
 
 import (
@@ -35,6 +43,8 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -53,9 +63,18 @@ type harness struct {
 	gcKeys    int // keys in the GC workload
 	benchTime string
 	only      *regexp.Regexp
-	sluiceBin string
-	root      string // the module's root directory
-	tmp       string
+	// clientProcs is the harness's GOMAXPROCS. One by default: its load
+	// generator then takes at most one core, as redis-benchmark does (it
+	// is single-threaded), so the server gets the same room from either
+	// driver.
+	clientProcs int
+	sluiceBin   string
+	sluiceEnv   []string // -sluice-env: extra environment of every Sluice process
+	root        string   // the module's root directory
+	rev         string   // a git revision to measure instead of the working tree
+	src         string   // where the measured source is: root, or an export of rev
+	tmp         string
+	profileDir  string // -profile: where perf reports of the Sluice runs go
 
 	start0     time.Time
 	step, want int
@@ -73,14 +92,19 @@ func run() error {
 	h := &harness{}
 	var out, only string
 	flag.BoolVar(&h.quick, "quick", false, "a smoke test: one repetition of 1s per workload, 100k keys, 1M for GC")
-	flag.IntVar(&h.reps, "reps", 3, "repetitions of each side of each workload")
-	flag.DurationVar(&h.runTime, "time", 5*time.Second, "length of each run")
+	flag.IntVar(&h.reps, "reps", 5, "repetitions of each side of each workload")
+	flag.DurationVar(&h.runTime, "time", 3*time.Second, "length of each run")
 	flag.IntVar(&h.keys, "keys", 1_000_000, "key space of the throughput workloads")
 	flag.IntVar(&h.memKeys, "mem-keys", 1_000_000, "keys loaded for the memory workload")
 	flag.IntVar(&h.gcKeys, "gc-keys", 10_000_000, "keys loaded for the GC workload (0 skips it)")
 	flag.StringVar(&h.benchTime, "benchtime", "1s", "-benchtime of the go test -bench step (empty skips it)")
 	flag.StringVar(&only, "only", "", "run only the throughput workloads whose id matches this regexp (and skip memory, GC and go test unless it matches mem, gc, gotest)")
+	flag.StringVar(&h.rev, "rev", "", "measure this git revision (exported with git archive) instead of the working tree, e.g. HEAD while others' edits are half done")
 	flag.StringVar(&h.sluiceBin, "sluice", "", "a sluice binary to measure instead of building ./cmd/sluice")
+	flag.IntVar(&h.clientProcs, "client-procs", 1, "GOMAXPROCS of the harness, whose load generator then uses as many cores as redis-benchmark (one)")
+	flag.StringVar(&h.profileDir, "profile", "", "record the first run of each side of each workload with perf into this directory (the report then goes there too, unless -out says otherwise)")
+	var sluiceEnv string
+	flag.StringVar(&sluiceEnv, "sluice-env", "", "environment variables for Sluice, space-separated, e.g. 'GOGC=200 GOMAXPROCS=1', to try runtime settings")
 	flag.StringVar(&out, "out", "", "report path without extension (default bench/results/latest, or bench/results/quick with -quick)")
 	flag.Parse()
 	set := map[string]bool{}
@@ -100,12 +124,16 @@ func run() error {
 			}
 		}
 	}
+	if out == "" && h.profileDir != "" {
+		out = filepath.Join(h.profileDir, "report")
+	}
 	if out == "" {
 		out = "bench/results/latest"
 		if h.quick {
 			out = "bench/results/quick"
 		}
 	}
+	h.sluiceEnv = strings.Fields(sluiceEnv)
 	if only != "" {
 		re, err := regexp.Compile(only)
 		if err != nil {
@@ -114,6 +142,7 @@ func run() error {
 		h.only = re
 	}
 
+	runtime.GOMAXPROCS(h.clientProcs)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h.ctx = ctx
@@ -125,13 +154,22 @@ func run() error {
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(h.root, out)
 	}
+	if h.profileDir != "" {
+		if err := os.MkdirAll(h.profileDir, 0o755); err != nil {
+			return err
+		}
+	}
 	if h.tmp, err = os.MkdirTemp("", "sluice-bench-"); err != nil {
 		return err
 	}
 	defer os.RemoveAll(h.tmp)
+	commit := ""
+	if h.src, commit, err = h.source(); err != nil {
+		return err
+	}
 
 	rep := &report{machine: describeMachine(h.root), started: time.Now(), quick: h.quick,
-		reps: h.reps, runTime: h.runTime, keys: h.keys, benchTime: h.benchTime}
+		reps: h.reps, memReps: h.memReps(), runTime: h.runTime, keys: h.keys, benchTime: h.benchTime}
 	h.start0 = rep.started
 	h.want = h.plannedSteps()
 	h.say("%s, %d cores, load average %s; %s, %s", rep.machine.cpu, rep.machine.cores, rep.machine.load0, rep.machine.goVersion, rep.machine.redisVersion)
@@ -139,9 +177,12 @@ func run() error {
 	if err := h.build(); err != nil {
 		return err
 	}
-	rep.sluice = rep.machine.commit
+	rep.sluice = commit
 	if h.sluiceBin != filepath.Join(h.tmp, "sluice") {
 		rep.sluice = h.sluiceBin
+	}
+	if len(h.sluiceEnv) > 0 {
+		rep.sluice += ", environment " + strings.Join(h.sluiceEnv, " ")
 	}
 
 	if rep.results, err = h.runThroughput(); err != nil {
@@ -192,7 +233,7 @@ func (h *harness) plannedSteps() int {
 		}
 	}
 	if h.wants("mem") {
-		n += 2 * h.reps
+		n += 2 * h.memReps()
 	}
 	if h.gcKeys > 0 && h.wants("gc") {
 		n += 4
@@ -238,12 +279,40 @@ func (h *harness) build() error {
 	}
 	h.sluiceBin = filepath.Join(h.tmp, "sluice")
 	cmd := exec.CommandContext(h.ctx, "go", "build", "-o", h.sluiceBin, "./cmd/sluice")
-	cmd.Dir = h.root
+	cmd.Dir = h.src
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./cmd/sluice: %v\n%s", err, out)
 	}
-	h.progress("built ./cmd/sluice")
+	h.progress("built ./cmd/sluice from %s", h.src)
 	return nil
+}
+
+// source returns the directory holding the source to measure, and its
+// commit (with -dirty when the working tree has changes): the working tree,
+// or with -rev an export of that revision into the temporary directory.
+func (h *harness) source() (dir, commit string, err error) {
+	if h.rev == "" {
+		return h.root, output(h.root, "git", "describe", "--always", "--dirty", "--exclude", "*"), nil
+	}
+	dir = filepath.Join(h.tmp, "src")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", "", err
+	}
+	archive := exec.Command("git", "archive", "--format=tar", h.rev)
+	archive.Dir = h.root
+	untar := exec.Command("tar", "-x", "-C", dir)
+	if untar.Stdin, err = archive.StdoutPipe(); err != nil {
+		return "", "", err
+	}
+	var stderr strings.Builder
+	archive.Stderr = &stderr
+	if err := untar.Start(); err != nil {
+		return "", "", err
+	}
+	if err := errors.Join(archive.Run(), untar.Wait()); err != nil {
+		return "", "", fmt.Errorf("git archive %s: %v: %s", h.rev, err, stderr.String())
+	}
+	return dir, output(h.root, "git", "rev-parse", "--short", h.rev), nil
 }
 
 // start starts a fresh server by name.
@@ -251,7 +320,7 @@ func (h *harness) start(name string, env []string, stderr func(string)) (*server
 	if name == "redis" {
 		return startRedis()
 	}
-	return startSluice(h.sluiceBin, env, stderr)
+	return startSluice(h.sluiceBin, append(slices.Clip(h.sluiceEnv), env...), stderr)
 }
 
 // runThroughput starts one Sluice and one Redis, loads the key space into

@@ -35,7 +35,8 @@ const settle = time.Second
 // reads their RSS from /proc.
 func (h *harness) runMemory() (*memResult, error) {
 	res := &memResult{keys: h.memKeys, samples: map[string][]memSample{}}
-	for rep := range h.reps {
+	reps := h.memReps()
+	for rep := range reps {
 		for _, name := range []string{"sluice", "redis"} {
 			s, err := h.memoryOnce(name)
 			if err != nil {
@@ -43,12 +44,16 @@ func (h *harness) runMemory() (*memResult, error) {
 			}
 			res.samples[name] = append(res.samples[name], s)
 			h.progress("memory: %s rep %d/%d: %d keys, RSS %s (%s at start), %.0f bytes/key of RSS, used_memory %.0f bytes/key",
-				name, rep+1, h.reps, h.memKeys, mib(s.rss1), mib(s.rss0),
+				name, rep+1, reps, h.memKeys, mib(s.rss1), mib(s.rss0),
 				float64(s.rss1-s.rss0)/float64(h.memKeys), float64(s.used)/float64(h.memKeys))
 		}
 	}
 	return res, nil
 }
+
+// memReps is how many times the memory workload runs: memory varies far
+// less than throughput, so three at most.
+func (h *harness) memReps() int { return min(h.reps, 3) }
 
 func (h *harness) memoryOnce(name string) (memSample, error) {
 	srv, err := h.start(name, nil, nil)

@@ -16,6 +16,7 @@ type report struct {
 	elapsed   time.Duration
 	quick     bool
 	reps      int
+	memReps   int
 	runTime   time.Duration
 	keys      int
 	benchTime string
@@ -244,7 +245,7 @@ func (r *report) markdown(chart string) []byte {
 		s, rd := r.mem.median("sluice"), r.mem.median("redis")
 		k := float64(r.mem.keys)
 		p("## Memory: %s keys\n\n%s keys of 16 bytes with 64-byte values, written with pipelined SET into a fresh "+
-			"process, then RSS (VmRSS) read %s later; medians of %d process(es) each.\n\n", short(r.mem.keys), short(r.mem.keys), settle, r.reps)
+			"process, then RSS (VmRSS) read %s later; medians of %d process(es) each.\n\n", short(r.mem.keys), short(r.mem.keys), settle, r.memReps)
 		p("| | Sluice | Redis | Sluice/Redis |\n|---|--:|--:|--:|\n")
 		p("| RSS after loading | %s | %s | %.2f× |\n", mib(s.rss1), mib(rd.rss1), float64(s.rss1)/float64(rd.rss1))
 		p("| RSS of the empty process | %s | %s | |\n", mib(s.rss0), mib(rd.rss0))

@@ -169,9 +169,24 @@ func (h *harness) runWorkload(w *workload) (*result, error) {
 	}
 	for rep := range h.reps {
 		for i, s := range []side{w.a, w.b} {
+			var prof *perfRun
+			if h.profileDir != "" && rep == 0 {
+				var err error
+				if prof, err = startPerf(h.ctx, s.srv.pid(), h.profilePath(w, s), h.runTime); err != nil {
+					return nil, err
+				}
+			}
 			smp, err := measure(h.ctx, s.drv, s.srv, sizes[i], h.runTime)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %s: %w", w.id, s.label, err)
+			}
+			if prof != nil {
+				title := fmt.Sprintf("%s: %s, %s ops/s, p50 %s, p99 %s, server CPU %s/op, %.3f allocs/op",
+					w.title, s.label, thousands(smp.perSec), ms(smp.p50), ms(smp.p99), us(smp.cpuPerOp()), smp.allocsPerOp())
+				if err := prof.finish(h.ctx, title); err != nil {
+					return nil, err
+				}
+				h.say("%s: profile of %s in %s", w.id, s.label, prof.out)
 			}
 			if i == 0 {
 				res.a = append(res.a, smp)
