@@ -29,21 +29,3 @@ func (TCPNetwork) Gossip(bindAddr string, port int, logger *log.Logger) (memberl
 		Logger:    logger,
 	})
 }
-
-// MemNetwork is an in-memory network for many nodes in one process, with
-// partitions and kills: the twin of TCPNetwork for tests.
-type MemNetwork struct{}
-
-// NewMemNetwork returns an empty in-memory network.
-func NewMemNetwork() *MemNetwork { return &MemNetwork{} }
-
-// Host returns the Network of the node at ip (such as "10.0.0.1").
-func (m *MemNetwork) Host(ip string) Network { return nil }
-
-// Partition splits the hosts into groups that cannot reach each other;
-// hosts not named are in a group of their own. Connections across groups
-// are cut at once.
-func (m *MemNetwork) Partition(groups ...[]string) {}
-
-// Heal removes every partition.
-func (m *MemNetwork) Heal() {}

@@ -1,0 +1,249 @@
+package cluster
+
+import (
+	"encoding"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+
+	"github.com/hashicorp/raft"
+	"github.com/sluicedb/sluice/ring"
+)
+
+// agreed is the state raft agrees on: the members and the slot table. It is
+// immutable; the FSM swaps in a new one per entry.
+//
+// Every owner and replica in the table is a member, because one entry
+// carries both: the leader drops a member only in the entry whose table no
+// longer names it.
+type agreed struct {
+	members []record // sorted by ID
+	table   *ring.Table
+}
+
+// record is an agreed member. Its State is Alive, Dead (failed, kept so the
+// others keep trying to reach it until Timing.Reap) or Left (leaving: out of
+// the table, still reachable while it finishes).
+type record struct {
+	ID          string
+	GossipAddr  string
+	ClusterAddr string
+	Meta        Meta
+	State       MemberState
+}
+
+func (a *agreed) find(id string) (record, bool) {
+	if a == nil {
+		return record{}, false
+	}
+	i, ok := slices.BinarySearchFunc(a.members, id, func(r record, id string) int { return strings.Compare(r.ID, id) })
+	if !ok {
+		return record{}, false
+	}
+	return a.members[i], true
+}
+
+// Raft log entries are one opcode and its payload. Issue 8 adds opcodes for
+// what must be agreed about moving slots (hand-off progress, promotions).
+const (
+	// opState replaces the agreed state: encodeState's bytes.
+	opState byte = 1
+)
+
+// stateVersion leads every encoded state, for changes of the layout.
+const stateVersion = 1
+
+// encodeState lays out a state as: version, uvarint member count, per
+// member five uvarint-prefixed strings (ID, gossip, cluster, RESP and
+// FlatBuffers addresses) and a state byte, then the table's MarshalBinary
+// bytes, uvarint-prefixed (length 0 for no table).
+func encodeState(b []byte, a *agreed) ([]byte, error) {
+	b = append(b, stateVersion)
+	b = binary.AppendUvarint(b, uint64(len(a.members)))
+	for _, m := range a.members {
+		for _, s := range [...]string{m.ID, m.GossipAddr, m.ClusterAddr, m.Meta.RESPAddr, m.Meta.FBAddr} {
+			b = appendString(b, s)
+		}
+		b = append(b, byte(m.State))
+	}
+	if a.table == nil {
+		return binary.AppendUvarint(b, 0), nil
+	}
+	t, err := marshalTable(a.table)
+	if err != nil {
+		return nil, err
+	}
+	b = binary.AppendUvarint(b, uint64(len(t)))
+	return append(b, t...), nil
+}
+
+var errBadState = errors.New("cluster: malformed agreed state")
+
+func decodeState(b []byte) (*agreed, error) {
+	d := decoder{b: b}
+	if v := d.byte(); v != stateVersion {
+		return nil, fmt.Errorf("cluster: agreed state version %d, want %d", v, stateVersion)
+	}
+	n := d.uvarint()
+	if n > uint64(len(b)) {
+		return nil, errBadState
+	}
+	a := &agreed{members: make([]record, 0, n)}
+	for range n {
+		var m record
+		m.ID, m.GossipAddr, m.ClusterAddr = d.string(), d.string(), d.string()
+		m.Meta.RESPAddr, m.Meta.FBAddr = d.string(), d.string()
+		m.State = MemberState(d.byte())
+		a.members = append(a.members, m)
+	}
+	tb := d.bytes()
+	if d.err {
+		return nil, errBadState
+	}
+	if len(tb) > 0 {
+		t, err := unmarshalTable(tb)
+		if err != nil {
+			return nil, err
+		}
+		a.table = t
+	}
+	return a, nil
+}
+
+// marshalTable and unmarshalTable use ring.Table's encoding.BinaryMarshaler
+// and BinaryUnmarshaler.
+func marshalTable(t *ring.Table) ([]byte, error) {
+	m, ok := any(t).(encoding.BinaryMarshaler)
+	if !ok {
+		return nil, errors.New("cluster: ring.Table has no binary encoding")
+	}
+	return m.MarshalBinary()
+}
+
+func unmarshalTable(b []byte) (*ring.Table, error) {
+	t := new(ring.Table)
+	u, ok := any(t).(encoding.BinaryUnmarshaler)
+	if !ok {
+		return nil, errors.New("cluster: ring.Table has no binary encoding")
+	}
+	return t, u.UnmarshalBinary(b)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decoder reads what appendString and binary.AppendUvarint wrote; err
+// records any overrun, and reads after it return zero values.
+type decoder struct {
+	b   []byte
+	err bool
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.err = true
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, k := binary.Uvarint(d.b)
+	if k <= 0 {
+		d.err = true
+		return 0
+	}
+	d.b = d.b[k:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.err || n > uint64(len(d.b)) {
+		d.err = true
+		return nil
+	}
+	s := d.b[:n]
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+// fsm is raft's state machine: it applies opState entries to the Cluster.
+type fsm struct {
+	c *Cluster
+}
+
+func (f *fsm) Apply(l *raft.Log) any {
+	if l.Type != raft.LogCommand || len(l.Data) == 0 {
+		return nil
+	}
+	switch l.Data[0] {
+	case opState:
+		a, err := decodeState(l.Data[1:])
+		if err != nil {
+			f.c.log.Error("cannot apply agreed state", "index", l.Index, "err", err)
+			return err
+		}
+		f.c.setAgreed(a)
+		return nil
+	}
+	err := fmt.Errorf("cluster: unknown raft entry type %d", l.Data[0])
+	f.c.log.Error("cannot apply raft entry", "index", l.Index, "err", err)
+	return err
+}
+
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	a := f.c.agreed.Load()
+	if a == nil {
+		a = &agreed{}
+	}
+	b, err := encodeState(nil, a)
+	if err != nil {
+		return nil, err
+	}
+	return snapshot(b), nil
+}
+
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	b, err := io.ReadAll(rc)
+	if err != nil {
+		return err
+	}
+	a, err := decodeState(b)
+	if err != nil {
+		return err
+	}
+	f.c.setAgreed(a)
+	return nil
+}
+
+// snapshot is an encoded state.
+type snapshot []byte
+
+func (s snapshot) Persist(sink raft.SnapshotSink) error {
+	if _, err := sink.Write(s); err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s snapshot) Release() {}
+
+// discardFSM stands in for the FSM when raft reads a stored configuration
+// before starting.
+type discardFSM struct{}
+
+func (discardFSM) Apply(*raft.Log) any                 { return nil }
+func (discardFSM) Snapshot() (raft.FSMSnapshot, error) { return snapshot(nil), nil }
+func (discardFSM) Restore(rc io.ReadCloser) error      { return rc.Close() }
