@@ -35,6 +35,7 @@ type Cluster struct {
 	meta    atomic.Pointer[[]byte]     // what NodeMeta gossips
 	closed  atomic.Bool
 	leaving atomic.Bool
+	lowered atomic.Bool // raft's heartbeat timeout is 1ms short (see openRaft)
 	ready   chan struct{} // closed at the first table
 	once    sync.Once
 
@@ -269,10 +270,12 @@ func (c *Cluster) openRaft(cfg Config) error {
 	}
 	if alone {
 		// A lone voter need not wait out a heartbeat timeout to find that
-		// no leader exists: reloading the config makes a follower check
-		// at once, and it elects itself.
-		if err := c.raft.ReloadConfig(c.raft.ReloadableConfig()); err != nil {
-			return fmt.Errorf("cluster: raft: %w", err)
+		// no leader exists: lowering the timeout makes a follower check at
+		// once, and it elects itself. The leader restores it.
+		rc := c.raft.ReloadableConfig()
+		rc.HeartbeatTimeout -= time.Millisecond
+		if rc.HeartbeatTimeout >= c.timing.LeaderLeaseTimeout && c.raft.ReloadConfig(rc) == nil {
+			c.lowered.Store(true)
 		}
 	}
 	return nil

@@ -115,7 +115,7 @@ func decodeState(b []byte) (*agreed, error) {
 
 // marshalTable and unmarshalTable use ring.Table's encoding.BinaryMarshaler
 // and BinaryUnmarshaler.
-func marshalTable(t *ring.Table) ([]byte, error) {
+var marshalTable = func(t *ring.Table) ([]byte, error) {
 	m, ok := any(t).(encoding.BinaryMarshaler)
 	if !ok {
 		return nil, errors.New("cluster: ring.Table has no binary encoding")
@@ -123,7 +123,7 @@ func marshalTable(t *ring.Table) ([]byte, error) {
 	return m.MarshalBinary()
 }
 
-func unmarshalTable(b []byte) (*ring.Table, error) {
+var unmarshalTable = func(b []byte) (*ring.Table, error) {
 	t := new(ring.Table)
 	u, ok := any(t).(encoding.BinaryUnmarshaler)
 	if !ok {

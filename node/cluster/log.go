@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log"
 	"log/slog"
@@ -39,7 +40,18 @@ func slogLevel(l hclog.Level) slog.Level {
 }
 
 func (r *raftLogger) Log(level hclog.Level, msg string, args ...any) {
-	r.log.Log(context.Background(), slogLevel(level), msg, args...)
+	l := slogLevel(level)
+	if !r.log.Enabled(context.Background(), l) {
+		return
+	}
+	for i, a := range args {
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
+	}
+	r.log.Log(context.Background(), l, msg, args...)
 }
 func (r *raftLogger) Trace(msg string, args ...any) { r.Log(hclog.Trace, msg, args...) }
 func (r *raftLogger) Debug(msg string, args ...any) { r.Log(hclog.Debug, msg, args...) }
