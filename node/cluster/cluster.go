@@ -35,7 +35,7 @@ type Cluster struct {
 	meta    atomic.Pointer[[]byte]     // what NodeMeta gossips
 	closed  atomic.Bool
 	leaving atomic.Bool
-	lowered atomic.Bool // raft's heartbeat timeout is 1ms short (see openRaft)
+	lowered atomic.Bool   // raft's heartbeat timeout is 1ms short (see openRaft)
 	ready   chan struct{} // closed at the first table
 	once    sync.Once
 
