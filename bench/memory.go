@@ -97,6 +97,7 @@ var gcLine = regexp.MustCompile(`^gc \d+ @[\d.]+s (\d+)%: ([\d.]+)\+([\d.]+)\+([
 type bigResult struct {
 	keys   int
 	cycles []gcCycle
+	trace  []string // the gctrace lines as printed
 	// Per server: loading rate, RSS before and after, and a GET/SET mix
 	// over the keys once loaded.
 	loadPerSec map[string]float64
@@ -128,6 +129,7 @@ func (h *harness) runBig() (*bigResult, error) {
 		}
 		pct, _ := strconv.Atoi(m[1])
 		mu.Lock()
+		res.trace = append(res.trace, "["+phase+"] "+line)
 		res.cycles = append(res.cycles, gcCycle{phase: phase, stw: f(m[2]) + f(m[4]), mark: f(m[3]), pct: pct})
 		mu.Unlock()
 	}

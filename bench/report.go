@@ -288,6 +288,7 @@ func (r *report) markdown(chart string) []byte {
 		p("With fewer than 100 cycles the p99 is the largest pause. The runtime's own go_gc_duration_seconds "+
 			"quantiles (0, 0.25, 0.5, 0.75, 1) at the end: %s, %s, %s, %s, %s.\n\n",
 			sec(g.pauses["0"]), sec(g.pauses["0.25"]), sec(g.pauses["0.5"]), sec(g.pauses["0.75"]), sec(g.pauses["1"]))
+		p("<details><summary>Sluice's gctrace</summary>\n\n```\n%s\n```\n\n</details>\n\n", strings.Join(g.trace, "\n"))
 	}
 
 	if len(r.goBench) > 0 || len(r.goBenchFailed) > 0 {
