@@ -292,7 +292,19 @@ func (h *harness) build() error {
 // or with -rev an export of that revision into the temporary directory.
 func (h *harness) source() (dir, commit string, err error) {
 	if h.rev == "" {
-		return h.root, output(h.root, "git", "describe", "--always", "--dirty", "--exclude", "*"), nil
+		commit = output(h.root, "git", "describe", "--always", "--dirty", "--exclude", "*")
+		// Name the uncommitted changes measured, which are often someone
+		// else's work in progress in a shared tree.
+		var changed []string
+		for line := range strings.Lines(output(h.root, "git", "status", "--porcelain", "--untracked-files=no")) {
+			if f := strings.Fields(line); len(f) >= 2 && !strings.HasPrefix(f[len(f)-1], "bench/") {
+				changed = append(changed, f[len(f)-1])
+			}
+		}
+		if len(changed) > 0 {
+			commit += " (uncommitted changes to " + strings.Join(changed, ", ") + ")"
+		}
+		return h.root, commit, nil
 	}
 	dir = filepath.Join(h.tmp, "src")
 	if err := os.Mkdir(dir, 0o755); err != nil {
