@@ -22,6 +22,7 @@ import (
 type options struct {
 	bind            string
 	port            int
+	fbPort          int // 0: no FlatBuffers listener
 	adminPort       int // 0: no admin listener
 	nodeName        string
 	maxMemory       int64
@@ -51,6 +52,8 @@ var optionTable = []option{
 		func(o *options, v string) error { o.bind = v; return checkHost(v) }},
 	{"port", "6379", "RESP (Redis protocol) port",
 		func(o *options, v string) (err error) { o.port, err = parsePort(v, false); return }},
+	{"fb-port", "6380", "FlatBuffers port for batched hot reads (GET, CACHE.GET, RL.TAKE); 0 turns it off",
+		func(o *options, v string) (err error) { o.fbPort, err = parsePort(v, true); return }},
 	{"admin-port", "9121", "HTTP port for /metrics, /healthz and /readyz; 0 turns it off",
 		func(o *options, v string) (err error) { o.adminPort, err = parsePort(v, true); return }},
 	{"node-name", "", "name of this node; a random id when empty",

@@ -18,6 +18,7 @@ func defaultOptions() options {
 	return options{
 		bind:            "127.0.0.1",
 		port:            6379,
+		fbPort:          6380,
 		adminPort:       9121,
 		maxMemoryPolicy: "allkeys-lfu",
 		maxClients:      10000,
@@ -53,6 +54,7 @@ log-format json
 		want    func(o *options)
 	}{
 		{"defaults", nil, nil, func(o *options) {}},
+		{"fb port from the environment", nil, []string{"SLUICE_FB_PORT=7380"}, func(o *options) { o.fbPort = 7380 }},
 		{"file", []string{"--config", file}, nil, func(o *options) {
 			o.config, o.port, o.maxMemory, o.maxClients, o.requirePass, o.logFormat = file, 1111, 1<<20, 11, "from file", "json"
 		}},
@@ -75,13 +77,13 @@ log-format json
 		}},
 		{"the last flag wins", []string{"--port", "5", "--port", "6"}, nil, func(o *options) { o.port = 6 }},
 		{"every option", []string{
-			"--bind", "::1", "--port", "7000", "--admin-port", "0", "--node-name", "n1",
+			"--bind", "::1", "--port", "7000", "--fb-port", "0", "--admin-port", "0", "--node-name", "n1",
 			"--maxmemory", "1gb", "--maxmemory-policy", "noeviction", "--requirepass", "pw",
 			"--maxclients", "5", "--timeout", "300", "--proto-max-bulk-len", "1mb",
 			"--log-format", "json", "--log-level", "debug",
 		}, nil, func(o *options) {
 			*o = options{
-				bind: "::1", port: 7000, adminPort: 0, nodeName: "n1", maxMemory: 1 << 30,
+				bind: "::1", port: 7000, fbPort: 0, adminPort: 0, nodeName: "n1", maxMemory: 1 << 30,
 				maxMemoryPolicy: "noeviction", requirePass: "pw", maxClients: 5, timeout: 300 * time.Second,
 				protoMaxBulkLen: 1 << 20, logFormat: "json", logLevel: slog.LevelDebug,
 			}
@@ -116,6 +118,7 @@ func TestLoadOptionsErrors(t *testing.T) {
 		{"bad flag value", []string{"--port", "abc"}, nil, "", `--port: "abc": want a whole number from 1 to 65535`},
 		{"port 0", []string{"--port", "0"}, nil, "", `--port: "0": want a whole number from 1 to 65535`},
 		{"port too large", []string{"--admin-port", "65536"}, nil, "", `--admin-port: "65536": want a whole number from 0 to 65535`},
+		{"bad fb port", nil, []string{"SLUICE_FB_PORT=-1"}, "", `SLUICE_FB_PORT: "-1": want a whole number from 0 to 65535`},
 		{"bad env value", nil, []string{"SLUICE_MAXMEMORY=lots"}, "", `SLUICE_MAXMEMORY: "lots": want a whole number of bytes`},
 		{"bad file value", nil, nil, "port 1\nmaxmemory 1tb\n", `sluice.conf:2: maxmemory: "1tb": want a whole number of bytes`},
 		{"unknown directive", nil, nil, "daemonize no\n", `sluice.conf:1: unknown option "daemonize"`},
@@ -124,7 +127,7 @@ func TestLoadOptionsErrors(t *testing.T) {
 		{"config in a config file", nil, nil, "config other.conf\n", "sluice.conf:1: config: a config file cannot name another"},
 		{"unbalanced quotes", nil, nil, `requirepass "abc` + "\n", "sluice.conf:1: unbalanced quotes"},
 		{"missing file", []string{"--config", missing}, nil, "", "config file: open " + missing},
-		{"unknown flag", []string{"--fb-port", "6380"}, nil, "", "flag provided but not defined: -fb-port"},
+		{"unknown flag", []string{"--fbport", "6380"}, nil, "", "flag provided but not defined: -fbport"},
 		{"missing flag value", []string{"--port"}, nil, "", "flag needs an argument: -port"},
 		{"positional argument", []string{"redis.conf"}, nil, "", `unexpected argument "redis.conf"`},
 		{"small bulk limit", []string{"--proto-max-bulk-len", "1kb"}, nil, "", `--proto-max-bulk-len: "1kb": must be at least 1mb`},

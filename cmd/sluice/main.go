@@ -1,5 +1,6 @@
-// Command sluice runs one Sluice node: the Redis-protocol listener, and an
-// admin HTTP listener with Prometheus metrics and health checks.
+// Command sluice runs one Sluice node: the Redis-protocol listener, the
+// FlatBuffers listener for batched hot reads, and an admin HTTP listener with
+// Prometheus metrics and health checks.
 //
 // Settings come from flags, SLUICE_<NAME> environment variables and a config
 // file in redis.conf syntax, in that order of precedence; `sluice --help`
@@ -24,6 +25,7 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/wire/fb"
 	"github.com/sluicedb/sluice/wire/resp"
 )
 
@@ -99,6 +101,16 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		return err
 	}
 	n.Attach(srv)
+	fbAddr := "off"
+	if o.fbPort != 0 {
+		fbSrv, err := fb.NewServer(n, fb.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.fbPort)), Logger: log})
+		if err != nil {
+			_ = n.Close(context.Background())
+			return err
+		}
+		n.Attach(fbSrv)
+		fbAddr = fbSrv.Addr()
+	}
 	adminAddr := "off"
 	var admin *adminServer
 	if o.adminPort != 0 {
@@ -113,6 +125,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 	log.Info("sluice started",
 		"node", n.ID(),
 		"resp", srv.Addr(),
+		"fb", fbAddr,
 		"admin", adminAddr,
 		"maxmemory", o.maxMemory,
 		"maxmemory_policy", o.maxMemoryPolicy,

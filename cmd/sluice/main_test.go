@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluicedb/sluice/wire/fb"
 )
 
 // TestBinary builds the sluice binary and runs it as an operator would.
@@ -27,8 +31,8 @@ func TestBinary(t *testing.T) {
 
 	t.Run("serves, then drains on SIGTERM", func(t *testing.T) {
 		const password = "s3cret-in-env"
-		port, adminPort := freePort(t), freePort(t)
-		cmd := exec.Command(bin, "--port", port, "--admin-port", adminPort, "--log-format", "json")
+		port, fbPort, adminPort := freePort(t), freePort(t), freePort(t)
+		cmd := exec.Command(bin, "--port", port, "--fb-port", fbPort, "--admin-port", adminPort, "--log-format", "json")
 		cmd.Env = append(os.Environ(), "SLUICE_REQUIREPASS="+password)
 		var logs bytes.Buffer // read only after the process is gone
 		cmd.Stderr = &logs
@@ -63,6 +67,9 @@ func TestBinary(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != "PONG" {
 			t.Errorf("redis-cli ping: %q, %v", out, err)
 		}
+		if err := fbRoundTrip("127.0.0.1:"+fbPort, password); err != nil {
+			t.Errorf("FlatBuffers port: %v", err)
+		}
 		if code, body := get(admin + "/healthz"); code != http.StatusOK {
 			t.Errorf("/healthz: %d %q", code, body)
 		}
@@ -85,7 +92,7 @@ func TestBinary(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("sluice still runs 5 s after SIGTERM")
 		}
-		for _, want := range []string{`"msg":"sluice started"`, `"resp":"127.0.0.1:` + port + `"`, `"signal":"terminated"`, `"msg":"sluice stopped"`} {
+		for _, want := range []string{`"msg":"sluice started"`, `"resp":"127.0.0.1:` + port + `"`, `"fb":"127.0.0.1:` + fbPort + `"`, `"signal":"terminated"`, `"msg":"sluice stopped"`} {
 			if !strings.Contains(logs.String(), want) {
 				t.Errorf("the log has no %s", want)
 			}
@@ -114,6 +121,41 @@ func TestBinary(t *testing.T) {
 			t.Errorf("sluice --help: %v\n%s", err, out)
 		}
 	})
+}
+
+// fbRoundTrip sets and reads a key through the FlatBuffers port, with the
+// password; without it the operations must be refused.
+func fbRoundTrip(addr, password string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	anon, err := fb.Dial(addr)
+	if err != nil {
+		return err
+	}
+	defer anon.Close()
+	var b fb.Batch
+	b.Get("fb-key")
+	if err := anon.Do(ctx, &b); err != nil {
+		return err
+	}
+	if err := b.Result(0).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
+		return fmt.Errorf("GET without the password: %v, want NOAUTH", err)
+	}
+	c, err := fb.DialOptions(addr, fb.Options{Password: password})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	b.Reset()
+	b.Set("fb-key", []byte("fb-value"), time.Minute)
+	get := b.Get("fb-key")
+	if err := c.Do(ctx, &b); err != nil {
+		return err
+	}
+	if v, ok := b.Result(get).Value(); !ok || string(v) != "fb-value" {
+		return fmt.Errorf("GET: %q, %v, %v", v, ok, b.Result(get).Err())
+	}
+	return nil
 }
 
 // buildSluice builds this package into a temporary directory, under the race

@@ -117,11 +117,7 @@ func (v verifier) table(pos uint64) (vt, vsize uint64, err error) {
 // field returns the position of field slot of the table at pos, checking
 // that width bytes of it lie in the buffer; ok is false for an absent field.
 func (v verifier) field(pos, vt, vsize uint64, slot int, width uint64) (at uint64, ok bool, err error) {
-	entry := 4 + 2*uint64(slot)
-	if entry >= vsize {
-		return 0, false, nil // the vtable predates this field: absent
-	}
-	off := v.u16(vt + entry)
+	off := v.voffset(vt, vsize, slot) // 0 also when the vtable predates the field
 	if off == 0 {
 		return 0, false, nil
 	}
@@ -132,12 +128,6 @@ func (v verifier) field(pos, vt, vsize uint64, slot int, width uint64) (at uint6
 	return at, true, nil
 }
 
-// scalar checks a scalar or struct field of the given width.
-func (v verifier) scalar(pos, vt, vsize uint64, slot int, width uint64) error {
-	_, _, err := v.field(pos, vt, vsize, slot, width)
-	return err
-}
-
 // vector checks the vector an offset field points to, with elements of
 // elem bytes, and returns where its elements start and how many there are.
 func (v verifier) vector(pos, vt, vsize uint64, slot int, elem uint64) (start, n uint64, ok bool, err error) {
@@ -145,35 +135,146 @@ func (v verifier) vector(pos, vt, vsize uint64, slot int, elem uint64) (start, n
 	if !ok {
 		return 0, 0, false, err
 	}
+	start, n, err = v.vectorAt(at, elem)
+	return start, n, err == nil, err
+}
+
+// vectorAt checks the vector the offset at at (known to be in the buffer)
+// points to.
+func (v verifier) vectorAt(at, elem uint64) (start, n uint64, err error) {
 	vec := at + v.u32(at)
 	if vec+4 > v.size() {
-		return 0, 0, false, errVector
+		return 0, 0, errVector
 	}
 	n = v.u32(vec)
 	start = vec + 4
 	// n < 2^32 and elem <= 4, so the product cannot overflow.
 	if start+n*elem > v.size() {
-		return 0, 0, false, errVector
+		return 0, 0, errVector
 	}
-	return start, n, true, nil
-}
-
-// bytes checks a [ubyte] field.
-func (v verifier) bytes(pos, vt, vsize uint64, slot int) error {
-	_, _, _, err := v.vector(pos, vt, vsize, slot, 1)
-	return err
+	return start, n, nil
 }
 
 // str checks a string field: a byte vector followed by a zero byte.
 func (v verifier) str(pos, vt, vsize uint64, slot int) error {
-	start, n, ok, err := v.vector(pos, vt, vsize, slot, 1)
+	at, ok, err := v.field(pos, vt, vsize, slot, sizeOffset)
 	if !ok {
+		return err
+	}
+	return v.strAt(at)
+}
+
+// strAt checks the string the offset at at points to.
+func (v verifier) strAt(at uint64) error {
+	start, n, err := v.vectorAt(at, 1)
+	if err != nil {
 		return err
 	}
 	if start+n >= v.size() || v.buf[start+n] != 0 {
 		return errString
 	}
 	return nil
+}
+
+// The tables that repeat, one per operation or result, are checked through
+// their shape: what their vtable says, worked out once per distinct vtable
+// (a builder writes one per combination of fields present, so a message
+// of 64 GETs has one). Per table, what is left is to find its vtable,
+// check that the table and its fixed-width fields fit, and follow its two
+// offset fields.
+
+// A kind describes a repeated table: its fixed-width fields, and its two
+// offset fields, [ubyte] vectors, the second a string when str is set.
+type kind struct {
+	fixed []fieldSpec
+	vec   [2]int
+	str   bool
+}
+
+type fieldSpec struct {
+	slot  int
+	width uint64
+}
+
+var (
+	opTable = kind{
+		fixed: []fieldSpec{{slotOpKind, 1}, {slotOpTTL, 8}, {slotOpLease, 8}, {slotOpThrottle, sizeThrottleArgs}},
+		vec:   [2]int{slotOpKey, slotOpValue},
+	}
+	resultTable = kind{
+		fixed: []fieldSpec{{slotResultState, 1}, {slotResultToken, 8}, {slotResultDecision, sizeDecision}},
+		vec:   [2]int{slotResultValue, slotResultError},
+		str:   true,
+	}
+)
+
+// shape is what one vtable says about the tables that use it.
+type shape struct {
+	known bool
+	vt    uint64    // the vtable's position
+	tsize uint64    // the table's size, from the vtable
+	end   uint64    // how far into the table the fixed-width fields reach
+	vec   [2]uint64 // the offsets in the table of the two offset fields; 0 when absent
+}
+
+// repeated checks the table at pos, of kind k, using and updating the
+// shape of the vtable it saw last.
+func (v verifier) repeated(pos uint64, k *kind, sh *shape) error {
+	if pos+4 > v.size() {
+		return errTable
+	}
+	at := int64(pos) - int64(int32(binary.LittleEndian.Uint32(v.buf[pos:])))
+	if at < 0 || uint64(at)+4 > v.size() {
+		return errVtable
+	}
+	if vt := uint64(at); !sh.known || sh.vt != vt {
+		vsize := v.u16(vt)
+		if vsize < 4 || vsize%2 != 0 || vt+vsize > v.size() {
+			return errVtable
+		}
+		*sh = shape{known: true, vt: vt, tsize: v.u16(vt + 2)}
+		for _, f := range k.fixed {
+			if off := v.voffset(vt, vsize, f.slot); off != 0 {
+				sh.end = max(sh.end, off+f.width)
+			}
+		}
+		for i, slot := range k.vec {
+			if off := v.voffset(vt, vsize, slot); off != 0 {
+				sh.vec[i] = off
+				sh.end = max(sh.end, off+sizeOffset)
+			}
+		}
+	}
+	if sh.tsize < 4 || pos+sh.tsize > v.size() {
+		return errVtable
+	}
+	if pos+sh.end > v.size() {
+		return errField
+	}
+	for i, off := range sh.vec {
+		if off == 0 {
+			continue
+		}
+		var err error
+		if i == 1 && k.str {
+			err = v.strAt(pos + off)
+		} else {
+			_, _, err = v.vectorAt(pos+off, 1)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// voffset reads the vtable entry of slot; 0 when absent.
+func (v verifier) voffset(vt, vsize uint64, slot int) uint64 {
+	entry := 4 + 2*uint64(slot)
+	if entry >= vsize {
+		return 0
+	}
+	return v.u16(vt + entry)
 }
 
 // root checks the root offset and the root table.
@@ -213,33 +314,14 @@ func verifyRequest(buf []byte, maxOps int) (id uint64, ops int, err error) {
 	if n > uint64(maxOps) {
 		return id, 0, errTooManyOps
 	}
+	var sh shape
 	for i := range n {
 		elem := start + 4*i
-		if err := v.op(elem + v.u32(elem)); err != nil {
+		if err := v.repeated(elem+v.u32(elem), &opTable, &sh); err != nil {
 			return id, 0, err
 		}
 	}
 	return id, int(n), nil
-}
-
-// op checks one Op table.
-func (v verifier) op(pos uint64) error {
-	vt, vsize, err := v.table(pos)
-	if err != nil {
-		return err
-	}
-	for _, f := range [...]struct {
-		slot  int
-		width uint64
-	}{{slotOpKind, 1}, {slotOpTTL, 8}, {slotOpLease, 8}, {slotOpThrottle, sizeThrottleArgs}} {
-		if err := v.scalar(pos, vt, vsize, f.slot, f.width); err != nil {
-			return err
-		}
-	}
-	if err := v.bytes(pos, vt, vsize, slotOpKey); err != nil {
-		return err
-	}
-	return v.bytes(pos, vt, vsize, slotOpValue)
 }
 
 // verifyResponse checks a Response message (a frame without its length
@@ -275,33 +357,14 @@ func verifyResponse(buf []byte, ops int, res []uint32) (id uint64, _ []uint32, e
 	if n != uint64(ops) {
 		return id, res, errResultCount
 	}
+	var sh shape
 	for i := range n {
 		elem := start + 4*i
 		rpos := elem + v.u32(elem)
-		if err := v.result(rpos); err != nil {
+		if err := v.repeated(rpos, &resultTable, &sh); err != nil {
 			return id, res, err
 		}
 		res = append(res, uint32(rpos))
 	}
 	return id, res, nil
-}
-
-// result checks one Result table.
-func (v verifier) result(pos uint64) error {
-	vt, vsize, err := v.table(pos)
-	if err != nil {
-		return err
-	}
-	for _, f := range [...]struct {
-		slot  int
-		width uint64
-	}{{slotResultState, 1}, {slotResultToken, 8}, {slotResultDecision, sizeDecision}} {
-		if err := v.scalar(pos, vt, vsize, f.slot, f.width); err != nil {
-			return err
-		}
-	}
-	if err := v.bytes(pos, vt, vsize, slotResultValue); err != nil {
-		return err
-	}
-	return v.str(pos, vt, vsize, slotResultError)
 }
