@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"encoding"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -72,7 +71,7 @@ func encodeState(b []byte, a *agreed) ([]byte, error) {
 	if a.table == nil {
 		return binary.AppendUvarint(b, 0), nil
 	}
-	t, err := marshalTable(a.table)
+	t, err := a.table.MarshalBinary()
 	if err != nil {
 		return nil, err
 	}
@@ -104,32 +103,12 @@ func decodeState(b []byte) (*agreed, error) {
 		return nil, errBadState
 	}
 	if len(tb) > 0 {
-		t, err := unmarshalTable(tb)
-		if err != nil {
+		a.table = new(ring.Table)
+		if err := a.table.UnmarshalBinary(tb); err != nil {
 			return nil, err
 		}
-		a.table = t
 	}
 	return a, nil
-}
-
-// marshalTable and unmarshalTable use ring.Table's encoding.BinaryMarshaler
-// and BinaryUnmarshaler.
-var marshalTable = func(t *ring.Table) ([]byte, error) {
-	m, ok := any(t).(encoding.BinaryMarshaler)
-	if !ok {
-		return nil, errors.New("cluster: ring.Table has no binary encoding")
-	}
-	return m.MarshalBinary()
-}
-
-var unmarshalTable = func(b []byte) (*ring.Table, error) {
-	t := new(ring.Table)
-	u, ok := any(t).(encoding.BinaryUnmarshaler)
-	if !ok {
-		return nil, errors.New("cluster: ring.Table has no binary encoding")
-	}
-	return t, u.UnmarshalBinary(b)
 }
 
 func appendString(b []byte, s string) []byte {

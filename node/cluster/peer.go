@@ -176,7 +176,7 @@ func appendFail(b []byte, id uint32, msg string) []byte {
 
 // serve runs one forwarded command through the handler. A panicking handler
 // fails this request, not the process.
-func (c *Cluster) serve(args [][]byte, rec *recorder) (owned bool, err error) {
+func (c *Cluster) serve(args [][]byte, w ReplyWriter) (owned bool, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.log.Error("peer handler panicked", "command", string(args[0]), "panic", p)
@@ -186,7 +186,7 @@ func (c *Cluster) serve(args [][]byte, rec *recorder) (owned bool, err error) {
 	if c.handler == nil {
 		return false, errors.New("ERR node has no handler")
 	}
-	return c.handler.ServePeer(args, rec), nil
+	return c.handler.ServePeer(args, w), nil
 }
 
 // call is one request in flight on a peerConn.
@@ -438,15 +438,13 @@ func (c *Cluster) forward(ctx context.Context, nodeID string, args [][]byte, w R
 		return ErrClosed
 	}
 	if nodeID == c.id {
-		var rec recorder
-		owned, err := c.serve(args, &rec)
+		owned, err := c.serve(args, w)
 		if err != nil {
 			return err
 		}
 		if !owned {
 			return ErrNotOwner
 		}
-		replay(rec.buf, w)
 		return nil
 	}
 	p, err := c.pool(nodeID)
