@@ -1,0 +1,235 @@
+package ring
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// The sizes of the targets: the most loaded node owns at most 1.1× the mean,
+// and a join or leave of one of N nodes moves at most 1.1×Slots/N owners.
+var sizes = []int{3, 10, 100, 1000}
+
+const (
+	maxLoad  = 1.1
+	maxMoved = 1.1
+)
+
+func mean(n int) float64 { return float64(Slots) / float64(n) }
+
+// moves counts what changed between two tables: slots with a new owner,
+// slots whose set of replicas changed, and replica places that went to a
+// node that was not a replica of the slot before.
+func moves(a, b *Table) (owners, sets, places int) {
+	for s := range uint16(Slots) {
+		if a.Owner(s) != b.Owner(s) {
+			owners++
+		}
+		ra, rb := a.Replicas(s), b.Replicas(s)
+		changed := len(ra) != len(rb)
+		for _, r := range rb {
+			if !slices.Contains(ra, r) {
+				places++
+				changed = true
+			}
+		}
+		if changed {
+			sets++
+		}
+	}
+	return owners, sets, places
+}
+
+func loadRange(tab *Table) (lo, hi int) {
+	owned := ownedBy(tab)
+	lo = Slots
+	for _, m := range tab.members {
+		lo, hi = min(lo, owned[m.ID]), max(hi, owned[m.ID])
+	}
+	return lo, hi
+}
+
+func replicaMax(tab *Table) float64 {
+	held := map[string]int{}
+	for s := range uint16(Slots) {
+		for _, r := range tab.Replicas(s) {
+			held[r]++
+		}
+	}
+	hi := 0
+	for _, n := range held {
+		hi = max(hi, n)
+	}
+	return float64(hi) / (float64(Slots*tab.ReplicaCount()) / float64(len(tab.members)))
+}
+
+func TestBalance(t *testing.T) {
+	for _, n := range sizes {
+		tab := compute(t, members(n), 1, nil)
+		lo, hi := loadRange(tab)
+		t.Logf("N=%4d: most loaded owns %5d slots = %.3f× the mean %.2f (least %5d = %.3f×); most replica places %.3f× the mean",
+			n, hi, float64(hi)/mean(n), mean(n), lo, float64(lo)/mean(n), replicaMax(tab))
+		if float64(hi) > maxLoad*mean(n) {
+			t.Errorf("N=%d: most loaded owns %d slots, over %.1f× the mean %.2f", n, hi, maxLoad, mean(n))
+		}
+	}
+}
+
+// mostLoaded returns the index in ms of the member that owns most slots.
+func mostLoaded(tab *Table, ms []Member) int {
+	owned := ownedBy(tab)
+	best := 0
+	for i, m := range ms {
+		if owned[m.ID] > owned[ms[best].ID] {
+			best = i
+		}
+	}
+	return best
+}
+
+func TestMovement(t *testing.T) {
+	for _, n := range sizes {
+		ms := members(n)
+		base := compute(t, ms, 1, nil)
+		limit := int(maxMoved * mean(n))
+
+		joined := append(slices.Clone(ms), Member{ID: fmt.Sprintf("node-%d", n)})
+		add := compute(t, joined, 1, base)
+		addOwners, addSets, addPlaces := moves(base, add)
+		freshAdd, _, _ := moves(base, compute(t, joined, 1, nil))
+
+		// Leaves of the most loaded node, which moves most, and of a few others.
+		var rmOwners, rmSets, rmPlaces, freshRm int
+		for _, i := range []int{mostLoaded(base, ms), 0, n / 2, n - 1} {
+			left := without(ms, i)
+			rm := compute(t, left, 1, base)
+			o, s, p := moves(base, rm)
+			fo, _, _ := moves(base, compute(t, left, 1, nil))
+			rmOwners, rmSets, rmPlaces, freshRm = max(rmOwners, o), max(rmSets, s), max(rmPlaces, p), max(freshRm, fo)
+		}
+
+		t.Logf("N=%4d: join moves %5d owners = %.3f×Slots/N, %5d replica sets (%5d places); "+
+			"leave moves at most %5d owners = %.3f×Slots/N, %5d replica sets (%5d places); "+
+			"from scratch, without prev: join %5d = %.2f×, leave %5d = %.2f×",
+			n, addOwners, float64(addOwners)/mean(n), addSets, addPlaces,
+			rmOwners, float64(rmOwners)/mean(n), rmSets, rmPlaces,
+			freshAdd, float64(freshAdd)/mean(n), freshRm, float64(freshRm)/mean(n))
+		if addOwners > limit || rmOwners > limit {
+			t.Errorf("N=%d: join moved %d owners, leave %d, over %d", n, addOwners, rmOwners, limit)
+		}
+	}
+}
+
+// A node's death hands its slots to their first replicas, which have the
+// data, rather than to whichever node the ring would pick.
+func TestLeavePromotesReplicas(t *testing.T) {
+	for _, n := range []int{3, 10, 100} {
+		ms := members(n)
+		base := compute(t, ms, 1, nil)
+		after := compute(t, without(ms, 1), 1, base)
+		for s := range uint16(Slots) {
+			if base.Owner(s) == ms[1].ID && after.Owner(s) != base.Replicas(s)[0] {
+				t.Fatalf("N=%d slot %d: owner %s left, replica %s, new owner %s",
+					n, s, ms[1].ID, base.Replicas(s)[0], after.Owner(s))
+			}
+		}
+	}
+}
+
+// Random joins and leaves keep every table within its bounds, and each step
+// moves at most 1.1×Slots/N owners.
+func TestChurn(t *testing.T) {
+	for _, start := range []int{3, 10, 100} {
+		rng := rand.New(rand.NewPCG(uint64(start), 7))
+		ms := members(start)
+		tab := compute(t, ms, 1, nil)
+		next, worst := start, 0.0
+		for range 40 {
+			var nm []Member
+			if len(ms) <= 2 || rng.IntN(2) == 0 {
+				nm = append(slices.Clone(ms), Member{ID: fmt.Sprintf("node-%d", next)})
+				next++
+			} else {
+				nm = without(ms, rng.IntN(len(ms)))
+			}
+			nt := compute(t, nm, 1, tab)
+			owners, _, _ := moves(tab, nt)
+			ratio := float64(owners) / mean(len(ms))
+			worst = max(worst, ratio)
+			if ratio > maxMoved {
+				t.Errorf("%d → %d members moved %d owners, %.3f×Slots/N", len(ms), len(nm), owners, ratio)
+			}
+			ms, tab = nm, nt
+		}
+		t.Logf("churn from %d nodes: at most %.3f×Slots/N owners moved in a step", start, worst)
+	}
+}
+
+// Growing one node at a time lowers every node's keeping bound; at 1,000
+// nodes, with 16 slots each, it falls from 17 to 16 at 1,061 nodes, and a
+// node still holding 17 then has to shed one. Joins take slots from the most
+// loaded nodes first so that few are left to shed.
+func TestGrowth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("70 Computes of 1,000 nodes")
+	}
+	ms := members(1000)
+	tab := compute(t, ms, 1, nil)
+	worst := 0.0
+	for n := 1000; n < 1070; n++ {
+		nm := append(slices.Clone(ms), Member{ID: fmt.Sprintf("node-%d", n)})
+		nt := compute(t, nm, 1, tab)
+		owners, _, _ := moves(tab, nt)
+		worst = max(worst, float64(owners)/mean(n))
+		if float64(owners) > maxMoved*mean(n) {
+			t.Errorf("join to %d members moved %d owners, %.3f×Slots/N", n+1, owners, float64(owners)/mean(n))
+		}
+		ms, tab = nm, nt
+	}
+	t.Logf("1,000 → 1,070 nodes one at a time: at most %.3f×Slots/N owners moved in a step", worst)
+}
+
+func TestWeights(t *testing.T) {
+	ms := members(6)
+	ms[0].Weight = 3
+	tab := compute(t, ms, 1, nil)
+	owned := ownedBy(tab)
+	share := float64(Slots) * 3 / 8
+	if got := float64(owned["node-0"]); got < 0.9*share || got > maxLoad*share {
+		t.Fatalf("weight 3 of 8 owns %v slots, share %.0f", got, share)
+	}
+	// Tripling a node's weight moves about what it gains.
+	before := compute(t, members(6), 1, nil)
+	after := compute(t, ms, 1, before)
+	owners, _, _ := moves(before, after)
+	gain := share - mean(6)
+	t.Logf("weight 1 → 3 of 6 nodes: %d owners moved for a gain of %.0f", owners, gain)
+	if float64(owners) > maxMoved*gain {
+		t.Fatalf("weight 1 → 3 moved %d owners for a gain of %.0f", owners, gain)
+	}
+}
+
+func BenchmarkCompute(b *testing.B) {
+	for _, n := range []int{3, 100, 1000} {
+		ms := members(n)
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Compute(ms, 1, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// What a raft leader runs when a node joins.
+		prev := compute(b, ms[:n-1], 1, nil)
+		b.Run(fmt.Sprintf("nodes=%d/join", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Compute(ms, 1, prev); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
