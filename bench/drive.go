@@ -23,6 +23,17 @@ type sample struct {
 	// mallocs and gcs are -1 for Redis.
 	cpu          time.Duration
 	mallocs, gcs float64
+	// switches is how many times the server's threads were switched out
+	// (voluntary and not), a measure of its wake-ups.
+	switches float64
+}
+
+// switchesPerOp is the server's context switches per command.
+func (s sample) switchesPerOp() float64 {
+	if s.ops == 0 {
+		return 0
+	}
+	return s.switches / s.ops
 }
 
 // cpuPerOp is the server's CPU time per command.
@@ -63,6 +74,7 @@ func measure(ctx context.Context, drv driver, srv *server, size int, d time.Dura
 	if err != nil {
 		return sample{}, err
 	}
+	sw0 := srv.switches()
 	var s sample
 	s.perSec, s.p50, s.p99, s.ops, err = drv.run(ctx, srv, size, d)
 	if err != nil {
@@ -75,6 +87,7 @@ func measure(ctx context.Context, drv driver, srv *server, size int, d time.Dura
 	if err != nil {
 		return sample{}, err
 	}
+	s.switches = float64(srv.switches() - sw0)
 	after, err := srv.metrics()
 	if err != nil {
 		return sample{}, err

@@ -227,15 +227,17 @@ func (r *report) markdown(chart string) []byte {
 			p("| %s | %s | %s | %s | %s | %s | %.2f× |\n", res.w.title, res.w.a.drv.name(),
 				q(res.a, p50), q(res.a, p99), q(res.b, p50), q(res.b, p99), res.p99Ratio())
 		}
-		p("\n## Server cost per command\n\nCPU time of the server process (user and system, from /proc) per command, " +
-			"and for Sluice the heap allocations per command and GC cycles per run (go_memstats_mallocs_total and " +
-			"go_gc_duration_seconds_count from its /metrics, whose own scrape adds a few hundred allocations per run).\n\n")
-		p("| workload | Sluice CPU/op | baseline CPU/op | Sluice allocs/op | Sluice GC cycles/run |\n|---|--:|--:|--:|--:|\n")
+		p("\n## Server cost per command\n\nCPU time of the server process (user and system, from /proc) per command; " +
+			"context switches of its threads per command (/proc/PID/task/*/status); and for Sluice the heap allocations " +
+			"per command and GC cycles per run (go_memstats_mallocs_total and go_gc_duration_seconds_count from its " +
+			"/metrics, whose own scrape adds a few hundred allocations per run). Medians over the runs.\n\n")
+		p("| workload | Sluice CPU/op | baseline CPU/op | Sluice switches/op | baseline switches/op | Sluice allocs/op | Sluice GC cycles/run |\n|---|--:|--:|--:|--:|--:|--:|\n")
 		for _, res := range r.results {
 			cpu := func(s []sample) string {
 				return us(time.Duration(median(s, func(s sample) float64 { return float64(s.cpuPerOp()) })))
 			}
-			p("| %s | %s | %s | %.3f | %.0f |\n", res.w.title, cpu(res.a), cpu(res.b),
+			p("| %s | %s | %s | %.3f | %.3f | %.3f | %.0f |\n", res.w.title, cpu(res.a), cpu(res.b),
+				median(res.a, sample.switchesPerOp), median(res.b, sample.switchesPerOp),
 				median(res.a, sample.allocsPerOp), median(res.a, func(s sample) float64 { return s.gcs }))
 		}
 		p("\n")
@@ -311,7 +313,7 @@ func (r *report) markdown(chart string) []byte {
 	}
 
 	if len(r.results) > 0 {
-		p("## Every run\n\nIn the order they ran.\n\n| workload | rep | side | ops/s | p50 | p99 | CPU/op | allocs/op |\n|---|--:|---|--:|--:|--:|--:|--:|\n")
+		p("## Every run\n\nIn the order they ran.\n\n| workload | rep | side | ops/s | p50 | p99 | CPU/op | switches/op | allocs/op |\n|---|--:|---|--:|--:|--:|--:|--:|--:|\n")
 		for _, res := range r.results {
 			for i := range res.a {
 				for j, s := range []sample{res.a[i], res.b[i]} {
@@ -323,7 +325,8 @@ func (r *report) markdown(chart string) []byte {
 					if a := s.allocsPerOp(); a >= 0 {
 						allocs = strconv.FormatFloat(a, 'f', 3, 64)
 					}
-					p("| %s | %d | %s | %s | %s | %s | %s | %s |\n", res.w.id, i+1, label, thousands(s.perSec), ms(s.p50), ms(s.p99), us(s.cpuPerOp()), allocs)
+					p("| %s | %d | %s | %s | %s | %s | %s | %.3f | %s |\n", res.w.id, i+1, label, thousands(s.perSec), ms(s.p50), ms(s.p99),
+						us(s.cpuPerOp()), s.switchesPerOp(), allocs)
 				}
 			}
 		}

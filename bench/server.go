@@ -213,6 +213,27 @@ func (s *server) cpu() (time.Duration, error) {
 	return time.Duration(utime+stime) * time.Second / clockTick, nil
 }
 
+// switches is the number of context switches of the process's live threads,
+// voluntary (a thread blocked: a futex, epoll_wait, a read) and not (the
+// kernel preempted it), from /proc/PID/task/*/status.
+func (s *server) switches() int64 {
+	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", s.pid()))
+	var n int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", s.pid(), t.Name()))
+		if err != nil {
+			continue // the thread exited
+		}
+		for line := range strings.Lines(string(b)) {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.HasSuffix(k, "ctxt_switches") {
+				c, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				n += c
+			}
+		}
+	}
+	return n
+}
+
 // metrics reads the Prometheus metrics of Sluice's admin listener, keyed by
 // the series as written (name and labels), for the series the harness uses.
 func (s *server) metrics() (map[string]float64, error) {

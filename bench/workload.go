@@ -193,8 +193,8 @@ func (h *harness) runWorkload(w *workload) (*result, error) {
 			} else {
 				res.b = append(res.b, smp)
 			}
-			h.progress("%s: %s rep %d/%d: %s ops/s, p50 %s, p99 %s, server CPU %s/op",
-				w.id, s.label, rep+1, h.reps, thousands(smp.perSec), ms(smp.p50), ms(smp.p99), us(smp.cpuPerOp()))
+			h.progress("%s: %s rep %d/%d: %s ops/s, p50 %s, p99 %s, server CPU %s/op, %.2f switches/op",
+				w.id, s.label, rep+1, h.reps, thousands(smp.perSec), ms(smp.p50), ms(smp.p99), us(smp.cpuPerOp()), smp.switchesPerOp())
 		}
 	}
 	return res, nil
