@@ -24,10 +24,6 @@ const (
 	// readSize is a connection's read buffer: a run of pipelined responses
 	// arrives in one read.
 	readSize = 64 << 10
-	// writeRounds is how many rounds of other goroutines' frames a caller
-	// writes after its own before it hands the writing to a new goroutine,
-	// so that no caller waits long on others' work.
-	writeRounds = 2
 )
 
 // Options configure a Client. The zero value connects DefaultConns
@@ -216,10 +212,11 @@ type clientConn struct {
 	mu      sync.Mutex
 	queue   []*call // calls waiting for their response, oldest at head
 	head    int
-	out     []byte // frames waiting for the writer
-	spare   []byte
-	writing bool  // a goroutine is writing; others append to out
-	err     error // why the connection broke
+	out     []byte        // frames waiting for the flusher
+	spare   []byte        // a free buffer for out
+	writing bool          // a caller or the flusher is writing: frames go to out
+	err     error         // why the connection broke
+	wake    chan struct{} // signals the flusher; closed when the connection fails
 }
 
 // dialConn opens a connection and authenticates it.
@@ -229,8 +226,9 @@ func dialConn(ctx context.Context, addr string, o *Options) (*clientConn, error)
 	if err != nil {
 		return nil, err
 	}
-	cc := &clientConn{nc: nc, br: bufio.NewReaderSize(nc, readSize), maxFrame: o.MaxFrame}
+	cc := &clientConn{nc: nc, br: bufio.NewReaderSize(nc, readSize), maxFrame: o.MaxFrame, wake: make(chan struct{}, 1)}
 	go cc.read()
+	go cc.flush()
 	if o.Password == "" {
 		return cc, nil
 	}
@@ -294,10 +292,11 @@ func (cc *clientConn) do(ctx context.Context, b *Batch, maxFrame int) error {
 // context ended while its response was arriving.
 var errCutOff = errors.New("fb: connection closed: a request's context ended while its response was arriving")
 
-// send queues the call and writes its frame. If another goroutine is
-// writing, the frame is appended for that goroutine to write; otherwise
-// this one writes it, then whatever others appended meanwhile, for a few
-// rounds, so that concurrent requests share system calls.
+// send queues the call and its frame. On an idle connection the caller
+// writes the frame itself, at once, for the lowest latency. While requests
+// are in flight, it appends the frame for the connection's flusher, which
+// writes whatever has been appended by the time it runs in one system call,
+// so that under load the requests of many goroutines share writes.
 func (cc *clientConn) send(cl *call, frame []byte) error {
 	cc.mu.Lock()
 	if cc.err != nil {
@@ -305,46 +304,67 @@ func (cc *clientConn) send(cl *call, frame []byte) error {
 		cc.mu.Unlock()
 		return err
 	}
+	idle := !cc.writing && cc.head == len(cc.queue)
 	cc.queue = append(cc.queue, cl)
-	if cc.writing {
+	if !idle {
 		cc.out = append(cc.out, frame...)
+		if !cc.writing {
+			cc.writing = true
+			cc.wakeFlusher()
+		}
 		cc.mu.Unlock()
 		return nil
 	}
 	cc.writing = true
 	cc.mu.Unlock()
-	cc.write(frame, writeRounds)
+	_, err := cc.nc.Write(frame)
+	cc.mu.Lock()
+	if err == nil && len(cc.out) > 0 {
+		cc.wakeFlusher() // frames appended while we wrote; writing stays set
+	} else {
+		cc.writing = false
+	}
+	cc.mu.Unlock()
+	if err != nil {
+		cc.fail(err) // fails the call too
+	}
 	return nil
 }
 
-// write writes buf, then the frames appended meanwhile, for at most rounds
-// more rounds (forever when rounds < 0), then hands over to a new goroutine.
-// A write error fails the connection, and with it every queued call.
-func (cc *clientConn) write(buf []byte, rounds int) {
-	owned := false // buf is cc's buffer, to recycle, not a caller's frame
-	for {
-		_, err := cc.nc.Write(buf)
-		cc.mu.Lock()
-		if owned {
-			cc.spare = buf[:0]
-		}
-		if err != nil || len(cc.out) == 0 || cc.err != nil {
-			cc.writing = false
+// wakeFlusher signals the flusher; cc.mu is held and cc is not broken.
+func (cc *clientConn) wakeFlusher() {
+	select {
+	case cc.wake <- struct{}{}:
+	default: // already signalled
+	}
+}
+
+// flush is the connection's flusher goroutine: woken by send, it writes the
+// appended frames until there are none, then clears writing. It ends when
+// the connection fails.
+func (cc *clientConn) flush() {
+	for range cc.wake {
+		for {
+			cc.mu.Lock()
+			if cc.err != nil || len(cc.out) == 0 {
+				cc.writing = false
+				cc.mu.Unlock()
+				break
+			}
+			buf := cc.out
+			cc.out, cc.spare = cc.spare[:0], nil
 			cc.mu.Unlock()
+			_, err := cc.nc.Write(buf)
 			if err != nil {
 				cc.fail(err)
+				break
 			}
-			return
+			if cap(buf) <= keepBuf {
+				cc.mu.Lock()
+				cc.spare = buf[:0]
+				cc.mu.Unlock()
+			}
 		}
-		if rounds == 0 {
-			cc.mu.Unlock()
-			go cc.write(nil, -1)
-			return
-		}
-		rounds--
-		buf, cc.out, cc.spare, owned = cc.out, cc.spare, nil, true
-		cc.out = cc.out[:0]
-		cc.mu.Unlock()
 	}
 }
 
@@ -435,6 +455,7 @@ func (cc *clientConn) fail(err error) {
 	}
 	cc.err = err
 	cc.broken.Store(true)
+	close(cc.wake)
 	queued := cc.queue[cc.head:]
 	cc.queue, cc.head = nil, 0
 	cc.mu.Unlock()

@@ -61,6 +61,7 @@ type conn struct {
 	out     []byte
 	runner  runner
 	timeout time.Duration // the idle timeout armed for the current read
+	wtimed  bool          // a write deadline is set
 
 	mu       sync.Mutex // orders stop against arming the read deadline
 	stopping bool
@@ -185,7 +186,8 @@ func (c *conn) fill() error {
 		c.r = 0
 	}
 	if c.w == len(c.in) {
-		grown := make([]byte, min(2*len(c.in), max(c.want, inSize)))
+		// Double, but no further than the frame needs (and always by something).
+		grown := make([]byte, min(2*len(c.in), max(c.want, len(c.in)+inSize)))
 		copy(grown, c.in[:c.w])
 		c.in = grown
 	}
@@ -218,8 +220,13 @@ func (c *conn) flush() bool {
 	if len(c.out) == 0 {
 		return true
 	}
-	if idle := c.s.node.Limits().IdleTimeout; idle > 0 {
+	switch idle := c.s.node.Limits().IdleTimeout; {
+	case idle > 0:
 		c.nc.SetWriteDeadline(time.Now().Add(idle))
+		c.wtimed = true
+	case c.wtimed: // the timeout was turned off since
+		c.nc.SetWriteDeadline(time.Time{})
+		c.wtimed = false
 	}
 	_, err := c.nc.Write(c.out)
 	c.out = c.out[:0]

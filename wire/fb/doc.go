@@ -69,8 +69,12 @@
 //
 // A Client keeps a few connections (Options.Conns) and is safe for
 // concurrent use: each goroutine runs its own Batch, and requests from
-// many goroutines share the connections, pipelined, with concurrent writes
-// coalesced into one system call. A Batch is reused: it keeps its builder,
+// many goroutines share the connections, pipelined. On an idle connection
+// the caller writes its request itself; while others are in flight, a
+// flusher goroutine writes whatever requests have queued in one system
+// call. One reader goroutine per connection receives the responses, each
+// straight into the buffer of the batch waiting for it, and wakes that
+// batch's goroutine. A Batch is reused: it keeps its builder,
 // its received frame and its result index, so Do and reading results
 // allocate nothing in steady state. A Result reads its fields from the
 // frame in place; Result.Value returns a slice of the frame, valid until

@@ -677,3 +677,56 @@ func TestClientClose(t *testing.T) {
 		t.Errorf("Result after a failed Do: %v", err)
 	}
 }
+
+// TestLargeValues grows the server's input buffer, builder and output, and
+// the client's frame, past their kept sizes and back.
+func TestLargeValues(t *testing.T) {
+	_, s := startNode(t, node.Config{}, Config{})
+	c := dialClient(t, s, Options{Conns: 1})
+	big := bytes.Repeat([]byte("0123456789abcdef"), 3<<20/16)
+	var b Batch
+	b.Set("big", big, 0)
+	get := b.Get("big")
+	do(t, c, &b)
+	if v, _ := b.Result(get).Value(); !bytes.Equal(v, big) {
+		t.Fatalf("GET of a 3 MiB value: %d bytes", len(v))
+	}
+	b.Reset()
+	small := b.Get("big")
+	b.Set("small", []byte("x"), 0)
+	do(t, c, &b)
+	if v, _ := b.Result(small).Value(); len(v) != len(big) {
+		t.Fatalf("GET after Reset: %d bytes", len(v))
+	}
+}
+
+// TestFraming sends frames a byte at a time, so that lengths and messages
+// arrive split across reads, then several frames in one write.
+func TestFraming(t *testing.T) {
+	n, s := startNode(t, node.Config{}, Config{})
+	if err := n.Set(context.Background(), "k", []byte("v"), 0); err != nil {
+		t.Fatal(err)
+	}
+	nc := rawConn(t, s)
+	var b Batch
+	b.Get("k")
+	var frames []byte
+	for id := range 3 {
+		frames = append(frames, b.encode(uint64(id+1))...)
+	}
+	for i := range frames {
+		if _, err := nc.Write(frames[i : i+1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nc.Write(frames)
+	for i := range 6 {
+		id, r := readResponse(t, nc, 1)
+		if want := uint64(i%3 + 1); id != want {
+			t.Errorf("response %d has id %d, want %d", i, id, want)
+		}
+		if v, _ := r.Result(0).Value(); string(v) != "v" {
+			t.Errorf("response %d: %q", i, v)
+		}
+	}
+}
