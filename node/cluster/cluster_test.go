@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -47,10 +48,7 @@ func TestJoinGrowLeave(t *testing.T) {
 	if table.ReplicaCount() != 1 {
 		t.Errorf("replicas %d, want the default 1", table.ReplicaCount())
 	}
-	waitFor(t, 5*time.Second, "3 voters", func() bool {
-		st := nodes[0].c.Status()
-		return st.Voters == 3 && st.NonVoters == 0
-	})
+	waitVoters(t, nodes, 3, 0)
 
 	joined := time.Now()
 	nodes = append(nodes, h.start("n4", h.config("n4", "n2")))
@@ -96,6 +94,20 @@ func TestJoinGrowLeave(t *testing.T) {
 	})
 }
 
+// waitVoters waits until every node's raft configuration has that many
+// voters and non-voters.
+func waitVoters(t *testing.T, nodes []*testNode, voters, nonVoters int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, fmt.Sprintf("%d voters and %d non-voters everywhere", voters, nonVoters), func() bool {
+		for _, n := range nodes {
+			if st := n.c.Status(); st.Voters != voters || st.NonVoters != nonVoters {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func leaderOf(t *testing.T, nodes []*testNode) *testNode {
 	t.Helper()
 	var leader *testNode
@@ -119,6 +131,7 @@ func TestKill(t *testing.T) {
 			h := newHarness(t)
 			nodes := h.startN(3)
 			before, _ := waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3")
+			waitVoters(t, nodes, 3, 0)
 			leader := leaderOf(t, nodes)
 			dead := leader
 			if victim == "follower" {
@@ -157,6 +170,7 @@ func TestPartition(t *testing.T) {
 	h := newHarness(t)
 	nodes := h.startN(3)
 	before, _ := waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3")
+	waitVoters(t, nodes, 3, 0)
 	old := leaderOf(t, nodes)
 	rest := slices.DeleteFunc(slices.Clone(nodes), func(n *testNode) bool { return n == old })
 
@@ -196,10 +210,7 @@ func TestVoterReplacement(t *testing.T) {
 	nodes := h.startN(4)
 	waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3", "n4")
 	var nonVoter string
-	waitFor(t, 5*time.Second, "3 voters and 1 non-voter", func() bool {
-		st := nodes[0].c.Status()
-		return st.Voters == 3 && st.NonVoters == 1
-	})
+	waitVoters(t, nodes, 3, 1)
 	servers := raftServers(t, nodes[0])
 	for id, voter := range servers {
 		if !voter {

@@ -116,7 +116,17 @@ func (c *Cluster) reconcile(l *leadership) error {
 			c.log.Info("new slot table", "epoch", table.Epoch, "members", len(alive), "replicas", table.ReplicaCount())
 		}
 	}
-	return c.manageVoters(next, view)
+	// One pass adds new members as non-voters, the next promotes them:
+	// run passes until nothing changes, so that growing from one voter to
+	// three spends only a commit or two with two voters, either of whose
+	// loss would stop raft.
+	for range 4 {
+		changed, err := c.manageVoters(next, view)
+		if err != nil || !changed {
+			return err
+		}
+	}
+	return nil
 }
 
 // nextMembers is step 1: the member list the leader wants agreed.
@@ -239,10 +249,21 @@ func voterTarget(n int) int {
 //   - with no dead voters left, voters beyond the target are demoted;
 //   - dead non-voters, leaving members (already out of the table) and
 //     members no longer agreed are removed.
-func (c *Cluster) manageVoters(next []record, view map[string]peerState) error {
+func (c *Cluster) manageVoters(next []record, view map[string]peerState) (changed bool, err error) {
 	f := c.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
-		return err
+		return false, err
+	}
+	// change makes one configuration change and waits for it to commit.
+	change := func(what string, id raft.ServerID, args ...any) func(raft.IndexFuture) error {
+		return func(f raft.IndexFuture) error {
+			if err := f.Error(); err != nil {
+				return fmt.Errorf("%s %s: %w", what, id, err)
+			}
+			c.log.Info(what, append([]any{"node", id}, args...)...)
+			changed = true
+			return nil
+		}
 	}
 	servers := f.Configuration().Servers
 	state := map[string]record{}
@@ -271,18 +292,19 @@ func (c *Cluster) manageVoters(next []record, view map[string]peerState) error {
 		s, ok := inRaft[r.ID]
 		switch {
 		case !ok:
-			c.log.Info("adding raft non-voter", "node", r.ID, "addr", r.ClusterAddr)
-			if err := c.raft.AddNonvoter(raft.ServerID(r.ID), raft.ServerAddress(r.ClusterAddr), 0, timeout).Error(); err != nil {
-				return err
+			id := raft.ServerID(r.ID)
+			if err := change("added raft non-voter", id, "addr", r.ClusterAddr)(
+				c.raft.AddNonvoter(id, raft.ServerAddress(r.ClusterAddr), 0, timeout)); err != nil {
+				return changed, err
 			}
 		case string(s.Address) != r.ClusterAddr:
-			c.log.Info("raft server moved", "node", r.ID, "from", s.Address, "to", r.ClusterAddr)
-			change := c.raft.AddNonvoter
+			add := c.raft.AddNonvoter
 			if s.Suffrage == raft.Voter {
-				change = c.raft.AddVoter
+				add = c.raft.AddVoter
 			}
-			if err := change(s.ID, raft.ServerAddress(r.ClusterAddr), 0, timeout).Error(); err != nil {
-				return err
+			if err := change("moved raft server", s.ID, "from", s.Address, "to", r.ClusterAddr)(
+				add(s.ID, raft.ServerAddress(r.ClusterAddr), 0, timeout)); err != nil {
+				return changed, err
 			}
 		}
 	}
@@ -302,17 +324,17 @@ func (c *Cluster) manageVoters(next []record, view map[string]peerState) error {
 	for len(aliveVoters) < target && len(candidates) > 0 {
 		s := candidates[0]
 		candidates = candidates[1:]
-		c.log.Info("promoting raft non-voter", "node", s.ID, "voters", len(aliveVoters)+1, "target", target)
-		if err := c.raft.AddVoter(s.ID, s.Address, 0, timeout).Error(); err != nil {
-			return err
+		if err := change("promoted raft non-voter", s.ID, "voters", len(aliveVoters)+1, "target", target)(
+			c.raft.AddVoter(s.ID, s.Address, 0, timeout)); err != nil {
+			return changed, err
 		}
 		aliveVoters = append(aliveVoters, s)
 	}
 	if len(aliveVoters) >= target {
 		for _, s := range deadVoters {
-			c.log.Info("removing dead raft voter, replaced", "node", s.ID)
-			if err := c.raft.RemoveServer(s.ID, 0, timeout).Error(); err != nil {
-				return err
+			if err := change("removed dead raft voter, replaced", s.ID)(
+				c.raft.RemoveServer(s.ID, 0, timeout)); err != nil {
+				return changed, err
 			}
 		}
 		deadVoters = nil
@@ -326,9 +348,9 @@ func (c *Cluster) manageVoters(next []record, view map[string]peerState) error {
 			if string(s.ID) == c.id {
 				continue
 			}
-			c.log.Info("demoting raft voter", "node", s.ID, "target", target)
-			if err := c.raft.DemoteVoter(s.ID, 0, timeout).Error(); err != nil {
-				return err
+			if err := change("demoted raft voter", s.ID, "target", target)(
+				c.raft.DemoteVoter(s.ID, 0, timeout)); err != nil {
+				return changed, err
 			}
 			aliveVoters = slices.DeleteFunc(aliveVoters, func(v raft.Server) bool { return v.ID == s.ID })
 		}
@@ -340,10 +362,10 @@ func (c *Cluster) manageVoters(next []record, view map[string]peerState) error {
 		if id == c.id || !gone {
 			continue
 		}
-		c.log.Info("removing raft server", "node", id, "suffrage", s.Suffrage.String(), "state", r.State.String())
-		if err := c.raft.RemoveServer(s.ID, 0, timeout).Error(); err != nil {
-			return err
+		if err := change("removed raft server", s.ID, "suffrage", s.Suffrage.String(), "state", r.State.String())(
+			c.raft.RemoveServer(s.ID, 0, timeout)); err != nil {
+			return changed, err
 		}
 	}
-	return nil
+	return changed, nil
 }

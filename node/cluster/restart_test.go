@@ -21,7 +21,7 @@ func TestRestartWithDataDir(t *testing.T) {
 		nodes = append(nodes, h.start(name, cfg))
 	}
 	waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3")
-	waitFor(t, 5*time.Second, "3 voters", func() bool { return nodes[0].c.Status().Voters == 3 })
+	waitVoters(t, nodes, 3, 0)
 
 	n3 := nodes[2]
 	h.kill("n3")
