@@ -9,6 +9,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,9 @@ type Cluster struct {
 	handler   Handler
 	replicas  int
 	peerConns int
+	dataDir   string
+	resumed   bool   // raft state was found in dataDir
+	peers     string // the peers last written to dataDir
 
 	table   atomic.Pointer[ring.Table] // the table in force: Table()
 	agreed  atomic.Pointer[agreed]     // the last applied state
@@ -43,6 +47,7 @@ type Cluster struct {
 	gossipT  memberlist.NodeAwareTransport
 	gossipMu sync.Mutex
 	gossip   map[string]*peerState
+	suspects atomic.Pointer[map[string]bool]
 
 	raft   *raft.Raft
 	trans  *raft.NetworkTransport
@@ -113,6 +118,7 @@ func start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 		net:        network,
 		handler:    h,
 		replicas:   cfg.Replicas,
+		dataDir:    cfg.DataDir,
 		peerConns:  cmp.Or(cfg.PeerConns, 2),
 		ready:      make(chan struct{}),
 		gossip:     make(map[string]*peerState),
@@ -122,6 +128,7 @@ func start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 		kicks:      make(chan struct{}, 1),
 		stop:       make(chan struct{}),
 	}
+	c.suspects.Store(&map[string]bool{})
 	if err := c.open(cfg); err != nil {
 		c.close()
 		return nil, err
@@ -130,11 +137,17 @@ func start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 	go c.reconcileLoop()
 	go c.reconnectLoop()
 	go c.notifyLoop()
-	if len(cfg.Join) > 0 {
+	switch peers := readPeers(cfg.DataDir); {
+	case len(cfg.Join) > 0:
 		if err := c.join(ctx, cfg.Join); err != nil {
 			c.close()
 			return nil, err
 		}
+	case c.resumed && len(peers) > 0:
+		// Rejoin the members of the last agreed state in the background:
+		// the table from disk (if raft had snapshotted) serves meanwhile.
+		c.wg.Add(1)
+		go c.rejoin(peers)
 	}
 	select {
 	case <-c.ready:
@@ -248,6 +261,7 @@ func (c *Cluster) openRaft(cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("cluster: raft state: %w", err)
 	}
+	c.resumed = existing
 	self := raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(c.id), Address: raft.ServerAddress(c.me.ClusterAddr)}
 	alone := !existing && len(cfg.Join) == 0
 	if existing {
@@ -300,6 +314,25 @@ func (c *Cluster) join(ctx context.Context, seeds []string) error {
 	}
 }
 
+// rejoin contacts the members this node knew before it restarted until
+// gossip has any other member, or the cluster closes.
+func (c *Cluster) rejoin(peers []string) {
+	defer c.wg.Done()
+	wait := c.timing.Reconcile
+	for c.ml.NumMembers() < 2 {
+		if _, err := c.ml.Join(peers); err == nil && c.ml.NumMembers() > 1 {
+			c.log.Info("rejoined cluster", "node", c.id, "peers", peers)
+			return
+		}
+		select {
+		case <-c.stop:
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 16*c.timing.Reconcile)
+	}
+}
+
 // setAgreed installs a state raft applied.
 func (c *Cluster) setAgreed(a *agreed) {
 	old := c.agreed.Swap(a)
@@ -310,11 +343,32 @@ func (c *Cluster) setAgreed(a *agreed) {
 			c.once.Do(func() { close(c.ready) })
 		}
 	}
+	if c.dataDir != "" {
+		c.savePeers(a)
+	}
 	// Connections to a member that moved or was dropped are stale.
 	for _, r := range old.membersOrNil() {
 		if n, ok := a.find(r.ID); !ok || n.ClusterAddr != r.ClusterAddr {
 			go c.dropPool(r.ID)
 		}
+	}
+}
+
+// savePeers keeps the other members' gossip addresses in the data dir when
+// they change. It runs on raft's FSM goroutine, as setAgreed does.
+func (c *Cluster) savePeers(a *agreed) {
+	var addrs []string
+	for _, r := range a.members {
+		if r.ID != c.id && r.State != Left && r.GossipAddr != "" {
+			addrs = append(addrs, r.GossipAddr)
+		}
+	}
+	if s := strings.Join(addrs, " "); s != c.peers {
+		if err := writePeers(c.dataDir, addrs); err != nil {
+			c.log.Warn("cannot save peers in the data dir", "err", err)
+			return
+		}
+		c.peers = s
 	}
 }
 

@@ -248,3 +248,41 @@ func raftServers(t *testing.T, n *testNode) map[string]bool {
 	}
 	return m
 }
+
+// TestLeaveLastVoter: of two nodes only one votes; when it leaves, the other
+// is promoted and takes over before it goes.
+func TestLeaveLastVoter(t *testing.T) {
+	h := newHarness(t)
+	nodes := h.startN(2)
+	waitConverged(t, 10*time.Second, nodes, "n1", "n2")
+	waitVoters(t, nodes, 1, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := nodes[0].c.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.kill("n1")
+	waitConverged(t, 10*time.Second, nodes[1:], "n2")
+	waitVoters(t, nodes[1:], 1, 0)
+	if st := nodes[1].c.Status(); st.Leader != "n2" || !st.HasQuorum {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// TestFiveVoters: from seven members the cluster keeps five voters, and
+// back to three when it shrinks.
+func TestFiveVoters(t *testing.T) {
+	h := newHarness(t)
+	nodes := h.startN(7)
+	waitConverged(t, 20*time.Second, nodes, names(nodes)...)
+	waitVoters(t, nodes, 5, 2)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	last := nodes[6]
+	if err := last.c.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.kill(last.name)
+	waitConverged(t, 10*time.Second, nodes[:6], names(nodes[:6])...)
+	waitVoters(t, nodes[:6], 3, 3)
+}

@@ -154,7 +154,9 @@ func (c *Cluster) gossipView() map[string]peerState {
 	return v
 }
 
-// gossipState returns gossip's view of one member.
+// gossipState returns gossip's view of one member. Suspect comes from a
+// copy of memberlist's states refreshed every Timing.Reconcile, so that this
+// lookup (Member, on every MOVED reply) stays a map read.
 func (c *Cluster) gossipState(id string) (peerState, bool) {
 	c.gossipMu.Lock()
 	p := c.gossip[id]
@@ -166,14 +168,21 @@ func (c *Cluster) gossipState(id string) (peerState, bool) {
 	if p == nil {
 		return q, false
 	}
-	if q.state == Alive {
-		for _, n := range c.ml.Members() {
-			if n.Name == id && n.State == memberlist.StateSuspect {
-				q.state = Suspect
-			}
-		}
+	if q.state == Alive && (*c.suspects.Load())[id] {
+		q.state = Suspect
 	}
 	return q, true
+}
+
+// refreshSuspects copies which members memberlist suspects.
+func (c *Cluster) refreshSuspects() {
+	m := map[string]bool{}
+	for _, n := range c.ml.Members() {
+		if n.State == memberlist.StateSuspect {
+			m[n.Name] = true
+		}
+	}
+	c.suspects.Store(&m)
 }
 
 // kick wakes the reconciliation loop.

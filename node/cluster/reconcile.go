@@ -56,6 +56,7 @@ func (c *Cluster) reconcileLoop() {
 		case <-c.kicks:
 		case <-tick.C:
 		}
+		c.refreshSuspects()
 		if c.raft.State() != raft.Leader {
 			l = leadership{}
 			continue

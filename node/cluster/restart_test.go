@@ -68,3 +68,40 @@ func TestRestartAlone(t *testing.T) {
 		t.Errorf("table after restart: epoch %d, was %d", got.Epoch, before.Epoch)
 	}
 }
+
+// TestRestartAfterLeave: a node that left gracefully (a rolling restart's
+// SIGTERM) and restarts from its data dir with no join address finds the
+// cluster through the peers it saved, though nobody looks for it any more.
+func TestRestartAfterLeave(t *testing.T) {
+	h := newHarness(t)
+	var nodes []*testNode
+	for i, name := range []string{"n1", "n2", "n3"} {
+		cfg := h.config(name, "n1")
+		if i == 0 {
+			cfg.Join = nil
+		}
+		cfg.DataDir = t.TempDir()
+		nodes = append(nodes, h.start(name, cfg))
+	}
+	waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3")
+	waitVoters(t, nodes, 3, 0)
+	n3 := nodes[2]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n3.c.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.kill("n3")
+	waitConverged(t, 10*time.Second, nodes[:2], "n1", "n2")
+	waitFor(t, 5*time.Second, "n3 forgotten", func() bool {
+		_, ok := nodes[0].c.Member("n3")
+		return !ok
+	})
+
+	cfg := h.config("n3", "")
+	cfg.DataDir = n3.dir
+	nodes[2] = h.start("n3", cfg)
+	_, d := waitConverged(t, 15*time.Second, nodes, "n1", "n2", "n3")
+	t.Logf("a node that had left came back from its data dir; in every table %v after Start returned", d.Round(time.Millisecond))
+	waitVoters(t, nodes, 3, 0)
+}

@@ -18,6 +18,7 @@ import (
 // Files under Config.DataDir.
 const (
 	idFile    = "node-id"   // the node's ID, so a restart is the same node
+	peersFile = "peers"     // gossip addresses of the other members, to rejoin
 	raftFile  = "raft.db"   // raft's log and stable store (bbolt)
 	snapDir   = "snapshots" // raft's snapshots
 	keepSnaps = 2
@@ -99,4 +100,26 @@ func randomID() string {
 	var b [20]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// writePeers records the gossip addresses of the other agreed members in
+// dir, one per line, so that a node restarted without Join finds its
+// cluster again even if everyone else moved on (they stop looking for a
+// member that left).
+func writePeers(dir string, addrs []string) error {
+	path := filepath.Join(dir, peersFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(strings.Join(addrs, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// readPeers returns what writePeers wrote, nil if nothing.
+func readPeers(dir string) []string {
+	b, err := os.ReadFile(filepath.Join(dir, peersFile))
+	if err != nil {
+		return nil
+	}
+	return strings.Fields(string(b))
 }
