@@ -8,7 +8,8 @@ import (
 
 // Compute returns the slot table for members, with replicas extra copies of
 // every slot, or an error if a member's ID is empty or repeated or a limit is
-// exceeded. The order of members does not matter.
+// exceeded. The order of members does not matter. With replicas ≥ N−1 every
+// slot is replicated on every other node.
 //
 // Without prev, or with a prev that has no members, it is consistent hashing
 // with bounded loads: slot s sits at s/Slots of the way round a ring of
@@ -19,9 +20,9 @@ import (
 //
 // Given prev, the table in force, Compute moves only what it must. Bounded
 // loads alone cascade: a node that fills up sooner pushes slots on to the
-// next node, which pushes others on in turn, and with few slots per node that
-// moves several times the 1/N of the slots that a join or leave should move.
-// So with prev a slot stays with its owner unless
+// next node, which pushes others on in turn, and with tens of slots per node
+// a join or leave then moves two to three times the 1/N of the slots it
+// should. So with prev a slot stays with its owner unless
 //   - the owner left: the slot goes to its first surviving replica, which has
 //     the data, if that one is within its keeping bound, and otherwise to the
 //     first node clockwise with room;
@@ -34,10 +35,14 @@ import (
 // Replicas stay likewise: a place is given up only by a node that left, by
 // the slot's new owner, to a joining node's claim, or over the keeping bound;
 // a free place goes first to the slot's former owner, which has the data.
-// The result is still a pure function, of (members, replicas, prev): it
-// depends on the history of tables, which is what raft agrees on, and not
-// only on the current members. The package tests measure what this buys: a
-// join or leave of one of N nodes moves at most 1.1×Slots/N owners.
+//
+// The result is still a pure function, of (members, replicas, prev), but it
+// depends on the history of tables and not only on the current members: a
+// follower must serve the table raft committed, not recompute one. What this
+// buys is measured by the package tests: a join or leave of one of N nodes
+// moves at most 1.1×Slots/N owners, and a cluster grown one join at a time
+// stays even: at 100 nodes every node owns between 0.99 and 1.01 times the
+// mean.
 //
 // The table's Epoch is prev.Epoch+1 when the assignment differs from prev's,
 // prev.Epoch when it does not, and 1 without prev.
@@ -151,6 +156,7 @@ func (t *Table) placeOwners(r *hashRing, h *history) {
 			held[p]++
 		}
 	}
+	// Joining nodes claim their share from the most loaded surviving owners.
 	c := newClaimer(r, t.members, Slots, held)
 	for x, g := range h.growing {
 		if !g {
@@ -166,6 +172,9 @@ func (t *Table) placeOwners(r *hashRing, h *history) {
 			return true
 		})
 	}
+	// Surviving owners keep the rest up to their keeping bound, the slots
+	// whose first node they are first, so that what they shed is what sits
+	// furthest from their points.
 	for _, atFirst := range []bool{true, false} {
 		for s := range Slots {
 			if p := h.owner(s); owner[s] == none && p != none && (r.first(s) == p) == atFirst && f.keeps(p) {
@@ -173,6 +182,9 @@ func (t *Table) placeOwners(r *hashRing, h *history) {
 			}
 		}
 	}
+	// The slots of owners that left go to their first surviving replica up
+	// to its keeping bound, not its placing bound: taking over a slot whose
+	// data it has costs no copy.
 	for s := range Slots {
 		if owner[s] != none || h.owner(s) != none {
 			continue
@@ -184,6 +196,7 @@ func (t *Table) placeOwners(r *hashRing, h *history) {
 			}
 		}
 	}
+	// What is left walks the ring under the placing bound.
 	for s := range Slots {
 		if owner[s] == none {
 			assign(s, f.walk(s))
@@ -274,7 +287,7 @@ func (t *Table) placeReplicas(r *hashRing, h *history) {
 				}
 				return dst
 			}, func(s uint16, from int32) bool {
-				if slices.Contains(claims(int(s)), x) {
+				if nclaims[s] == k || slices.Contains(claims(int(s)), x) {
 					return false
 				}
 				for i := range pk {

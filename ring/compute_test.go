@@ -190,6 +190,45 @@ func TestGrowth(t *testing.T) {
 	t.Logf("1,000 → 1,070 nodes one at a time: at most %.3f×Slots/N owners moved in a step", worst)
 }
 
+// A cluster started with one node and grown one join at a time, as a raft
+// cluster is, stays even: each join claims its share from the most loaded.
+func TestGrownClusterIsEven(t *testing.T) {
+	ms := members(1)
+	tab := compute(t, ms, 1, nil)
+	for n := 1; n < 100; n++ {
+		ms = append(ms, Member{ID: fmt.Sprintf("node-%d", n)})
+		tab = compute(t, ms, 1, tab)
+	}
+	lo, hi := loadRange(tab)
+	t.Logf("grown to 100 nodes: owners hold %.3f× to %.3f× the mean; most replica places %.3f× the mean",
+		float64(lo)/mean(100), float64(hi)/mean(100), replicaMax(tab))
+	if float64(lo) < 0.95*mean(100) || float64(hi) > 1.05*mean(100) {
+		t.Errorf("grown to 100 nodes, owners hold %d to %d slots, mean %.2f", lo, hi, mean(100))
+	}
+}
+
+// Joins (several at once), leaves and weight changes at the same time as the
+// replica count changes still give well-formed tables.
+func TestReplicaCountChanges(t *testing.T) {
+	ms := members(8)
+	tab := compute(t, ms, 3, nil)
+	for i, r := range []int{1, 2, 0, 3, 1, 7, 2, 1} {
+		switch i % 3 {
+		case 0:
+			ms = slices.Clone(ms)
+			for j := range 3 {
+				ms = append(ms, Member{ID: fmt.Sprintf("extra-%d-%d", i, j), Weight: 1 + j})
+			}
+		case 1:
+			ms = without(ms, i%len(ms))
+		case 2:
+			ms = slices.Clone(ms)
+			ms[0].Weight = 1 + i
+		}
+		tab = compute(t, ms, r, tab)
+	}
+}
+
 func TestWeights(t *testing.T) {
 	ms := members(6)
 	ms[0].Weight = 3
@@ -232,4 +271,34 @@ func BenchmarkCompute(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzCompute computes a table for one member list and then, from it, for
+// another, both drawn from the input, and checks both tables' guarantees and
+// that computing again gives the same table.
+func FuzzCompute(f *testing.F) {
+	f.Add([]byte{3, 1, 0, 0, 0, 4, 0, 0, 0, 0}, uint8(1), uint8(1))
+	f.Add([]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, uint8(2), uint8(0))
+	f.Fuzz(func(t *testing.T, b []byte, r1, r2 uint8) {
+		// Each byte is a member: the low 5 bits its name, the high 3 its
+		// weight less one. The first half of the input is the first list.
+		list := func(b []byte) []Member {
+			var ms []Member
+			seen := map[byte]bool{}
+			for _, c := range b {
+				if id := c & 31; !seen[id] {
+					seen[id] = true
+					ms = append(ms, Member{ID: fmt.Sprintf("n%d", id), Weight: int(c>>5) + 1})
+				}
+			}
+			return ms
+		}
+		first, second := list(b[:len(b)/2]), list(b[len(b)/2:])
+		r1, r2 = r1%(MaxReplicas+1), r2%(MaxReplicas+1)
+		prev := compute(t, first, int(r1), nil)
+		next := compute(t, second, int(r2), prev)
+		if again := compute(t, second, int(r2), prev); !again.sameAssignment(next) || again.Epoch != next.Epoch {
+			t.Fatal("the same inputs gave two tables")
+		}
+	})
 }

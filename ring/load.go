@@ -10,21 +10,22 @@ import (
 // (f×k×Slots replica places with k replicas) and two bounds on it:
 //
 //   - placing: a slot that must find a new node goes to the first node
-//     clockwise holding fewer than ⌈share⌉, Mirrokni et al.'s rule with
-//     c = 1. A fresh table is therefore as even as whole slots allow;
+//     clockwise holding fewer than ⌈share⌉: Mirrokni et al.'s rule with
+//     c = 1, so no node of a fresh table owns more than its share rounded up;
 //   - keeping: a node keeps what it holds as long as it holds at most
-//     ⌊share×(1+ε)⌋ (never less than ⌈share⌉), and sheds the rest.
+//     ⌊share×(1+ε)⌋ (and never has to shed below ⌈share⌉).
 //
 // The gap between the two is what lets a join or leave move only what it
-// must: a node that gains slots, because a replica was promoted or the
-// cluster shrank, keeps them instead of passing them on, and the shares of
-// all nodes can shrink by up to ε before any node has to shed. A larger ε
-// moves fewer slots over a run of joins and leaves and lets the most loaded
-// node own up to (1+ε)× its share; 10% is the most the balance target
-// allows. Placing with c > 1 as well would move slots up to the keep bound
-// and leave no gap: with tens of slots per node, ⌈(1+ε)×share⌉ and
-// ⌊(1+ε)×share⌋ are the same whole number, and then a join that lowers it by
-// one makes every node at the bound shed a slot.
+// must: a node that gains slots because a replica was promoted, or whose
+// share shrank because the cluster grew, keeps them instead of passing them
+// on, until it is ε over its share. A larger ε would move fewer slots over a
+// run of joins and leaves, but let the most loaded node own (1+ε)× its share;
+// 10% is the most the balance target (1.1× the mean) allows. Placing with
+// c = 1+ε as well, as the paper does, would fill nodes up to the keeping
+// bound and leave no gap: with tens of slots per node ⌈(1+ε)×share⌉ and
+// ⌊(1+ε)×share⌋ are the same whole number, and a join that lowers it by one
+// would make every node at it shed a slot: placing up to ⌈1.09×share⌉, a
+// join to 992 nodes moved 23 times Slots/N.
 const Slack = 10
 
 // bounds returns every member's total×w/W×(100+pct)/100, rounded up or
