@@ -242,7 +242,7 @@ func FastTiming() Timing {
 		DialTimeout:        2 * time.Second,
 		HeartbeatTimeout:   300 * time.Millisecond,
 		ElectionTimeout:    300 * time.Millisecond,
-		LeaderLeaseTimeout: 150 * time.Millisecond,
+		LeaderLeaseTimeout: 300 * time.Millisecond,
 		CommitTimeout:      10 * time.Millisecond,
 		Reconcile:          200 * time.Millisecond,
 		Reap:               time.Minute,

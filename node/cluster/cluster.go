@@ -442,7 +442,7 @@ func memberOf(r record, agreedOK bool, p peerState, gossipOK bool) (Member, bool
 			m.GossipAddr, m.ClusterAddr, m.Meta = r.GossipAddr, r.ClusterAddr, r.Meta
 		}
 	case agreedOK:
-		m = Member{ID: r.ID, GossipAddr: r.GossipAddr, ClusterAddr: r.ClusterAddr, Meta: r.Meta, State: r.State}
+		m = Member(r)
 		if m.State == Left {
 			m.State = Alive // leaving, still serving
 		}
@@ -522,7 +522,7 @@ func (c *Cluster) leave(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	var err error
-	for !c.handedOver() {
+	for !c.handedOver(ctx) {
 		select {
 		case <-ctx.Done():
 			err = fmt.Errorf("cluster: leave: %w", ctx.Err())
@@ -540,7 +540,7 @@ func (c *Cluster) leave(ctx context.Context) error {
 // handedOver reports whether a leaving node may go: the agreed table no
 // longer names it and raft no longer counts it, or nobody is left to take
 // over. A leader that is out of the table hands leadership on.
-func (c *Cluster) handedOver() bool {
+func (c *Cluster) handedOver(ctx context.Context) bool {
 	others := false
 	for id, p := range c.gossipView() {
 		if id != c.id && (p.state == Alive || p.state == Suspect) && !p.meta.Leaving {
@@ -562,6 +562,10 @@ func (c *Cluster) handedOver() bool {
 		if err := c.raft.LeadershipTransfer().Error(); err != nil {
 			c.log.Warn("leadership transfer failed, retrying", "err", err)
 		}
+	}
+	if !inTable && inRaft && c.raft.State() != raft.Leader {
+		// Removed servers are not told reliably: ask the leader.
+		inRaft = !c.leaderHasRemoved(ctx)
 	}
 	return !inTable && !inRaft
 }

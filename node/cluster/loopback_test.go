@@ -86,7 +86,7 @@ func BenchmarkForwardLoopback(b *testing.B) {
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := c.Forward(ctx, "n2", args, discardWriter{}); err != nil {
+			if err := c.Forward(ctx, "n2", args, discard{}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -97,7 +97,7 @@ func BenchmarkForwardLoopback(b *testing.B) {
 		var once sync.Once
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if err := c.Forward(ctx, "n2", args, discardWriter{}); err != nil {
+				if err := c.Forward(ctx, "n2", args, discard{}); err != nil {
 					once.Do(func() { b.Error(err) })
 					return
 				}

@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/hashicorp/raft"
 )
 
 // The peer protocol, after the connection's protoPeer byte, is frames in
@@ -36,6 +39,12 @@ const (
 	// msgFail answers that the request could not be served; the payload
 	// says why.
 	msgFail byte = 4
+	// msgInRaft asks the raft leader whether the node named by the
+	// payload is still in raft's configuration: a leaving node cannot tell
+	// by itself once it is removed, since nobody replicates to it any more.
+	// Answered with msgReply holding an Int, 1 or 0, or msgFail when the
+	// receiver does not lead.
+	msgInRaft byte = 5
 )
 
 const (
@@ -63,8 +72,7 @@ func commandSize(args [][]byte) int {
 	return n
 }
 
-func appendCommand(b []byte, id uint32, args [][]byte, size int) []byte {
-	b = appendHeader(b, msgCommand, id, size)
+func appendCommand(b []byte, args [][]byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(args)))
 	for _, a := range args {
 		b = binary.AppendUvarint(b, uint64(len(a)))
@@ -152,6 +160,8 @@ func (c *Cluster) servePeer(conn net.Conn) {
 			if cap(rec.buf) > keepBuf {
 				rec.buf = nil
 			}
+		case msgInRaft:
+			out = c.answerInRaft(out, id, string(payload), &rec)
 		default:
 			out = appendFail(out, id, fmt.Sprintf("unknown message type %d", typ))
 		}
@@ -232,11 +242,11 @@ func (pc *peerConn) broken() bool {
 	return pc.err != nil
 }
 
-// send queues a command; the reply arrives on the returned call.
-func (pc *peerConn) send(args [][]byte) (*call, error) {
-	size := commandSize(args)
+// send queues a request: a frame of type typ whose size-byte payload
+// appendPayload appends. The answer arrives on the returned call.
+func (pc *peerConn) send(typ byte, size int, appendPayload func([]byte) []byte) (*call, error) {
 	if size > maxFrame {
-		return nil, fmt.Errorf("cluster: command of %d bytes is too large to forward", size)
+		return nil, fmt.Errorf("cluster: request of %d bytes is too large to send", size)
 	}
 	cl := calls.Get().(*call)
 	pc.mu.Lock()
@@ -249,7 +259,7 @@ func (pc *peerConn) send(args [][]byte) (*call, error) {
 	pc.nextID++
 	cl.id = pc.nextID
 	pc.pending[cl.id] = cl
-	pc.wbuf = appendCommand(pc.wbuf, cl.id, args, size)
+	pc.wbuf = appendPayload(appendHeader(pc.wbuf, typ, cl.id, size))
 	pc.mu.Unlock()
 	select {
 	case pc.flush <- struct{}{}:
@@ -447,30 +457,9 @@ func (c *Cluster) forward(ctx context.Context, nodeID string, args [][]byte, w R
 		}
 		return nil
 	}
-	p, err := c.pool(nodeID)
-	if err != nil {
-		return err
-	}
-	pc, err := c.peerConn(ctx, p)
-	if err != nil {
-		return err
-	}
-	cl, err := pc.send(args)
-	if err != nil {
-		return err
-	}
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		if pc.abandon(cl) {
-			calls.Put(cl)
-			return ctx.Err()
-		}
-		<-cl.done
-	}
-	typ, payload, err := cl.typ, cl.payload, cl.err
-	cl.payload, cl.err = nil, nil
-	calls.Put(cl)
+	typ, payload, err := c.request(ctx, nodeID, msgCommand, commandSize(args), func(b []byte) []byte {
+		return appendCommand(b, args)
+	})
 	if err != nil {
 		return err
 	}
@@ -488,3 +477,101 @@ func (c *Cluster) forward(ctx context.Context, nodeID string, args [][]byte, w R
 	}
 	return fmt.Errorf("cluster: %s: unexpected reply type %d", nodeID, typ)
 }
+
+// request sends a frame of type typ to nodeID and waits for the answer's
+// type and payload. Its payload is size bytes that appendPayload appends
+// (called under the connection's lock, so it must not block).
+func (c *Cluster) request(ctx context.Context, nodeID string, typ byte, size int, appendPayload func([]byte) []byte) (byte, []byte, error) {
+	p, err := c.pool(nodeID)
+	if err != nil {
+		return 0, nil, err
+	}
+	pc, err := c.peerConn(ctx, p)
+	if err != nil {
+		return 0, nil, err
+	}
+	cl, err := pc.send(typ, size, appendPayload)
+	if err != nil {
+		return 0, nil, err
+	}
+	select {
+	case <-cl.done:
+	case <-ctx.Done():
+		if pc.abandon(cl) {
+			calls.Put(cl)
+			return 0, nil, ctx.Err()
+		}
+		<-cl.done
+	}
+	rtyp, payload, err := cl.typ, cl.payload, cl.err
+	cl.payload, cl.err = nil, nil
+	calls.Put(cl)
+	return rtyp, payload, err
+}
+
+// answerInRaft serves msgInRaft.
+func (c *Cluster) answerInRaft(out []byte, id uint32, node string, rec *recorder) []byte {
+	if c.raft.State() != raft.Leader {
+		return appendFail(out, id, "not the raft leader")
+	}
+	f := c.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return appendFail(out, id, err.Error())
+	}
+	in := int64(0)
+	if slices.ContainsFunc(f.Configuration().Servers, func(s raft.Server) bool { return string(s.ID) == node }) {
+		in = 1
+	}
+	rec.reset()
+	rec.Int(in)
+	out = appendHeader(out, msgReply, id, len(rec.buf))
+	return append(out, rec.buf...)
+}
+
+// leaderHasRemoved asks the raft leader whether this node is out of raft's
+// configuration.
+func (c *Cluster) leaderHasRemoved(ctx context.Context) bool {
+	_, leader := c.raft.LeaderWithID()
+	if leader == "" || string(leader) == c.id {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timing.DialTimeout)
+	defer cancel()
+	typ, payload, err := c.request(ctx, string(leader), msgInRaft, len(c.id), func(b []byte) []byte {
+		return append(b, c.id...)
+	})
+	if err != nil || typ != msgReply || !checkReply(payload) {
+		return false
+	}
+	var w traceInt
+	replay(payload, &w)
+	return w.ok && w.n == 0
+}
+
+// traceInt is a ReplyWriter that keeps one Int.
+type traceInt struct {
+	discard
+	n  int64
+	ok bool
+}
+
+func (t *traceInt) Int(n int64) { t.n, t.ok = n, true }
+
+// discard is a ReplyWriter that keeps nothing.
+type discard struct{}
+
+func (discard) SimpleString(string)     {}
+func (discard) Error(string)            {}
+func (discard) Int(int64)               {}
+func (discard) Bulk([]byte)             {}
+func (discard) BulkString(string)       {}
+func (discard) Null()                   {}
+func (discard) NullArray()              {}
+func (discard) Array(int)               {}
+func (discard) Map(int)                 {}
+func (discard) Set(int)                 {}
+func (discard) Double(float64)          {}
+func (discard) Bool(bool)               {}
+func (discard) Verbatim(string, []byte) {}
+func (discard) Push(int)                {}
+func (discard) SetProtocol(int)         {}

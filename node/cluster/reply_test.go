@@ -148,7 +148,7 @@ func FuzzReplay(f *testing.F) {
 func TestCommandCodec(t *testing.T) {
 	args := [][]byte{[]byte("SET"), []byte("key"), {}, make([]byte, 300)}
 	size := commandSize(args)
-	frame := appendCommand(nil, 7, args, size)
+	frame := appendCommand(appendHeader(nil, msgCommand, 7, size), args)
 	if len(frame) != frameHeader+size {
 		t.Fatalf("frame of %d bytes, want %d", len(frame), frameHeader+size)
 	}
@@ -171,7 +171,7 @@ func TestCommandCodec(t *testing.T) {
 func BenchmarkReplay(b *testing.B) {
 	var rec recorder
 	replies["nested"](&rec)
-	var w discardWriter
+	var w discard
 	b.ReportAllocs()
 	b.SetBytes(int64(len(rec.buf)))
 	for b.Loop() {
@@ -190,22 +190,3 @@ func BenchmarkRecord(b *testing.B) {
 		replies["nested"](&rec)
 	}
 }
-
-// discardWriter is a ReplyWriter that keeps nothing.
-type discardWriter struct{}
-
-func (discardWriter) SimpleString(string)     {}
-func (discardWriter) Error(string)            {}
-func (discardWriter) Int(int64)               {}
-func (discardWriter) Bulk([]byte)             {}
-func (discardWriter) BulkString(string)       {}
-func (discardWriter) Null()                   {}
-func (discardWriter) NullArray()              {}
-func (discardWriter) Array(int)               {}
-func (discardWriter) Map(int)                 {}
-func (discardWriter) Set(int)                 {}
-func (discardWriter) Double(float64)          {}
-func (discardWriter) Bool(bool)               {}
-func (discardWriter) Verbatim(string, []byte) {}
-func (discardWriter) Push(int)                {}
-func (discardWriter) SetProtocol(int)         {}
