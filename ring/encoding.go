@@ -11,9 +11,10 @@ import (
 const encodingVersion = 1
 
 // MarshalBinary encodes the table for raft's log and snapshots. Slots that
-// share an owner and replicas are runs, because neighbouring slots mostly do
-// (see Compute), so a table of 3 nodes takes a few kilobytes and one of 1,000
-// nodes some tens of kilobytes. The format is, in unsigned varints:
+// share an owner and replicas are stored as runs, because neighbouring slots
+// mostly do (see Compute): a table of 3 nodes with one replica takes about
+// 1.5 KiB, of 100 nodes 38 KiB and of 1,000 nodes, where runs are mostly one
+// slot long, 86 KiB. The format is, in unsigned varints:
 //
 //	version (1), epoch, replicas per slot k, members n,
 //	n × (ID length, ID bytes, weight),

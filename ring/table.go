@@ -31,7 +31,8 @@
 //
 // (go test -v -run 'Balance|Movement' ./ring prints these.) A leave moves only
 // the leaver's slots, each to its first replica when that one is within its
-// bound, so failover moves no data; a join moves only what the newcomer takes.
+// bound, so taking over a dead node's slots copies no data (only the new
+// replicas need a copy); a join moves only what the newcomer takes.
 //
 // Costs: Compute takes about 1 ms for 3 nodes, 5 ms for 100 and 30 ms for
 // 1,000 on one core, and holds 16 bytes per virtual point while it runs. A
@@ -84,13 +85,20 @@ const (
 	MaxReplicas = 8
 )
 
-// Errors of Compute and UnmarshalBinary.
+// Errors of Compute, which wraps them with the offending value, and of
+// UnmarshalBinary. Test for them with errors.Is.
 var (
+	// ErrDuplicateID: two members have the same ID.
 	ErrDuplicateID = errors.New("ring: duplicate member ID")
-	ErrEmptyID     = errors.New("ring: empty member ID")
-	ErrWeight      = fmt.Errorf("ring: weight outside [0, %d]", MaxWeight)
-	ErrTooMany     = fmt.Errorf("ring: total weight above %d", MaxTotalWeight)
-	ErrReplicas    = fmt.Errorf("ring: replicas outside [0, %d]", MaxReplicas)
+	// ErrEmptyID: a member's ID is "".
+	ErrEmptyID = errors.New("ring: empty member ID")
+	// ErrWeight: a member's Weight is negative or above MaxWeight.
+	ErrWeight = fmt.Errorf("ring: weight outside [0, %d]", MaxWeight)
+	// ErrTooMany: the weights add up to more than MaxTotalWeight.
+	ErrTooMany = fmt.Errorf("ring: total weight above %d", MaxTotalWeight)
+	// ErrReplicas: replicas is negative or above MaxReplicas.
+	ErrReplicas = fmt.Errorf("ring: replicas outside [0, %d]", MaxReplicas)
+	// ErrBadEncoding: UnmarshalBinary was given bytes that are not a table.
 	ErrBadEncoding = errors.New("ring: malformed table encoding")
 )
 
@@ -99,10 +107,10 @@ var (
 // Tables come from Compute or UnmarshalBinary and are not changed afterwards,
 // so any number of goroutines may read one. The zero Table has no members.
 type Table struct {
-	// Epoch orders tables: Compute returns prev.Epoch+1 when the table
-	// differs from prev, prev.Epoch when it does not, and 1 without prev.
-	// A node applying tables from raft should ignore one whose epoch is not
-	// above the one it serves.
+	// Epoch orders tables: Compute sets it to prev.Epoch+1 when the table
+	// differs from prev, prev.Epoch when it does not, and 1 without prev;
+	// the encoding keeps it. A node applying tables from raft should ignore
+	// one whose epoch is not above the one it serves.
 	Epoch uint64
 
 	members []Member // sorted by ID, Weight normalised to ≥ 1
