@@ -363,8 +363,9 @@ type peerPool struct {
 }
 
 type poolSlot struct {
-	mu   sync.Mutex
-	conn *peerConn
+	mu      sync.Mutex
+	conn    *peerConn
+	dialing chan struct{} // closed when the dial in progress ends
 }
 
 func (p *peerPool) close() {
@@ -379,25 +380,55 @@ func (p *peerPool) close() {
 	}
 }
 
-// get returns a live connection, dialing one if its slot has none.
+// peerConn returns a live connection of p, dialing one if its slot has
+// none. Callers that find a dial in progress wait for it, or for their ctx.
 func (c *Cluster) peerConn(ctx context.Context, p *peerPool) (*peerConn, error) {
 	s := &p.slots[int(p.next.Add(1))%len(p.slots)]
+	for {
+		s.mu.Lock()
+		if p.closed.Load() {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s is down", ErrPeerDown, p.id)
+		}
+		if s.conn != nil && !s.conn.broken() {
+			pc := s.conn
+			s.mu.Unlock()
+			return pc, nil
+		}
+		if wait := s.dialing; wait != nil {
+			s.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		s.dialing = make(chan struct{})
+		s.mu.Unlock()
+		break
+	}
+	dctx, cancel := context.WithTimeout(ctx, c.timing.DialTimeout)
+	conn, err := dialProto(dctx, c.net, p.addr, protoPeer)
+	cancel()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p.closed.Load() {
-		return nil, fmt.Errorf("%w: %s is down", ErrPeerDown, p.id)
+	close(s.dialing)
+	s.dialing = nil
+	if err == nil {
+		s.conn = newPeerConn(conn)
+		if p.closed.Load() {
+			s.conn.fail(ErrClosed) // closed while dialing
+		}
 	}
-	if s.conn != nil && !s.conn.broken() {
-		return s.conn, nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, c.timing.DialTimeout)
-	defer cancel()
-	conn, err := dialProto(ctx, c.net, p.addr, protoPeer)
-	if err != nil {
+	pc := s.conn
+	s.mu.Unlock()
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return nil, ctx.Err()
+	case err != nil:
 		return nil, fmt.Errorf("%w: %s: %v", ErrPeerDown, p.id, err)
 	}
-	s.conn = newPeerConn(conn)
-	return s.conn, nil
+	return pc, nil
 }
 
 // pool returns the connection pool to the node id.
@@ -482,6 +513,9 @@ func (c *Cluster) forward(ctx context.Context, nodeID string, args [][]byte, w R
 // type and payload. Its payload is size bytes that appendPayload appends
 // (called under the connection's lock, so it must not block).
 func (c *Cluster) request(ctx context.Context, nodeID string, typ byte, size int, appendPayload func([]byte) []byte) (byte, []byte, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
 	p, err := c.pool(nodeID)
 	if err != nil {
 		return 0, nil, err
