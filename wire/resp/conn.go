@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"crypto/tls"
 	"errors"
 	"math"
 	"net"
@@ -37,6 +38,34 @@ const (
 	// what the client still sends. Closing a socket with unread input makes
 	// the kernel reset the connection, which can destroy the reply in flight.
 	lingerTimeout = 500 * time.Millisecond
+	// tlsChunk is how much a TLS connection's background writer hands to
+	// one Write: a TLS record. A TLS write must not time out (that breaks
+	// the connection for good), so instead of writeTick deadlines it waits,
+	// a record at a time, to report progress.
+	tlsChunk = 16 << 10
+)
+
+// Defences against requests that arrive too slowly or never end. Redis has
+// none of the first kind: with its idle timeout off (the default), a client
+// that sends half a request and stops, or trickles a byte now and then,
+// holds its connection, its maxclients slot and what it sent forever, and
+// a trickle defeats the idle timeout even when it is on. Here, once bytes
+// have arrived that do not yet make a command, the rest must follow at
+// least every requestStall, and at requestRate on average after the first
+// requestStall: a request has requestStall, plus a second per requestRate
+// bytes received, to complete (the rule, and the rate, of Apache's
+// mod_reqtimeout). A client that breaks this is disconnected without a
+// reply, as the idle timeout does. Any client that writes whole requests
+// (every client library) never comes near it; a value of 512 MiB on a link
+// of 500 B/s would have 12 days.
+const (
+	requestStall = 20 * time.Second
+	requestRate  = 500 // bytes per second
+	// queryBufLimit bounds the request being read, all its arguments
+	// together: a client that sends more without completing it is
+	// disconnected, as by Redis's client-query-buffer-limit (the same
+	// default, 1 GiB). proto-max-bulk-len bounds one argument only.
+	queryBufLimit = 1 << 30
 )
 
 // end is why a connection's command loop stopped.
@@ -69,8 +98,9 @@ const (
 // limit. A client that reads, but slowly, is throttled before that.
 type conn struct {
 	s      *Server
-	nc     net.Conn
-	tw     *tryWriter // nil when the socket cannot be written without waiting
+	nc     net.Conn   // what requests are read from and replies written to
+	raw    net.Conn   // the socket: nc, or what nc encrypts with TLS
+	tw     *tryWriter // nil when the socket cannot be written without waiting (TLS)
 	rd     *reader
 	client *node.Client // set under mu once connected; then read by the command goroutine only
 
@@ -94,12 +124,25 @@ type conn struct {
 	deadline    bool // a read deadline is set
 	unthrottled bool // the client stalled: stop waiting for it until it catches up
 	timer       *time.Timer
+	// The bytes that do not make a command yet (see requestStall): they
+	// are rd.total-since bytes, the first of which arrived at started, and
+	// the rest must by due (both zero when there are none). ran is set when
+	// a batch runs a command.
+	started time.Time
+	due     time.Time
+	since   int64
+	ran     bool
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
+func newConn(s *Server, raw net.Conn) *conn {
+	nc := raw
+	if s.tls != nil {
+		nc = tls.Server(raw, s.tls.config)
+	}
 	return &conn{
 		s:    s,
 		nc:   nc,
+		raw:  raw,
 		tw:   newTryWriter(nc),
 		rd:   newReader(),
 		w:    writer{proto: 2},
@@ -119,28 +162,82 @@ func (c *conn) signal() {
 // serve runs the connection until it ends, then unregisters it.
 func (c *conn) serve() {
 	defer c.s.forget(c)
-	client, err := c.s.node.Connect(c, c.nc.RemoteAddr().String(), c.nc.LocalAddr().String())
+	client, err := c.s.node.Connect(c, c.raw.RemoteAddr().String(), c.raw.LocalAddr().String())
 	if err != nil {
-		if !errors.Is(err, node.ErrMaxClients) {
-			c.nc.Close()
+		// A client over maxclients is told so; but a TLS client is dropped
+		// unanswered before its handshake, as Redis does: sparing the
+		// handshake is the point. Otherwise the node is closing.
+		if !errors.Is(err, node.ErrMaxClients) || c.s.tls != nil {
+			c.raw.Close()
 			return
 		}
 		c.w.Error(err.Error())
 		c.finish(endLast)
-	} else {
-		c.mu.Lock()
-		c.client = client
-		c.mu.Unlock()
-		why := c.loop()
-		c.finish(why)
-		client.Disconnect()
-		if why != endLast && why != endProtocol {
-			c.nc.Close()
-			return
+		c.close(endLast)
+		return
+	}
+	c.mu.Lock()
+	c.client = client
+	c.mu.Unlock()
+	why, ok := c.admit(client)
+	if ok {
+		why = c.loop()
+	}
+	c.finish(why)
+	client.Disconnect()
+	c.close(why)
+}
+
+// close closes the connection once its output is finished. After a last
+// reply it lingers first, so that the reply is not lost to a reset.
+func (c *conn) close(why end) {
+	if why == endLast || why == endProtocol {
+		c.linger()
+	}
+	c.nc.Close()
+}
+
+// admit completes the TLS handshake, if any, and applies protected mode,
+// as Redis does once a connection is accepted. It reports false, with the
+// reason, when the connection must end.
+func (c *conn) admit(client *node.Client) (end, bool) {
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if why, ok := c.handshake(tc); !ok {
+			return why, false
 		}
 	}
-	c.linger()
-	c.nc.Close()
+	// A new client is authenticated from the start exactly when the node
+	// has no password: the check Redis makes on its default user.
+	if c.s.protected && client.Authenticated() && !isLocal(c.raw.RemoteAddr()) {
+		c.s.log.Debug("resp: client refused by protected mode", "client", c.raw.RemoteAddr().String())
+		c.w.Error(errProtectedMode)
+		return endLast, false
+	}
+	return 0, true
+}
+
+// handshake runs the TLS handshake within handshakeTimeout. Server.Close
+// interrupts it.
+func (c *conn) handshake(tc *tls.Conn) (end, bool) {
+	c.mu.Lock()
+	if c.stopping {
+		c.mu.Unlock()
+		return endShutdown, false
+	}
+	c.raw.SetDeadline(time.Now().Add(handshakeTimeout))
+	c.mu.Unlock()
+	err := tc.Handshake()
+	c.mu.Lock()
+	c.raw.SetWriteDeadline(time.Time{})
+	if !c.stopping { // stop's deadline must stay
+		c.raw.SetReadDeadline(time.Time{})
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.s.log.Info("resp: TLS handshake failed", "client", c.raw.RemoteAddr().String(), "err", err)
+		return endBroken, false
+	}
+	return 0, true
 }
 
 // loop reads and runs requests until the connection ends.
@@ -155,7 +252,12 @@ func (c *conn) loop() end {
 		if c.killed.Load() {
 			return endLast
 		}
-		if !c.setReadDeadline(lim.IdleTimeout) {
+		if n := c.rd.partial(); n > c.s.maxQuery {
+			c.s.log.Warn("resp: closing client that reached max query buffer length",
+				"client", c.raw.RemoteAddr().String(), "bytes", n, "limit", c.s.maxQuery)
+			return endBroken
+		}
+		if !c.armRead(lim.IdleTimeout) {
 			return endShutdown
 		}
 		if err := c.rd.fill(c.nc); err != nil {
@@ -164,6 +266,11 @@ func (c *conn) loop() end {
 			}
 			if c.isStopping() {
 				return endShutdown
+			}
+			if c.tooSlow(time.Now()) {
+				c.s.log.Debug("resp: closing client whose request arrives too slowly",
+					"client", c.raw.RemoteAddr().String(), "bytes", c.rd.total-c.since, "since", c.started)
+				return endIdle
 			}
 			// Idle, unless a large reply is still being written: Redis counts
 			// writes as activity too.
@@ -197,6 +304,7 @@ func (c *conn) batch(lim node.Limits) (end, bool) {
 		if args == nil {
 			return 0, true
 		}
+		c.ran = true
 		last := c.client.Exec(&c.w, args)
 		if c.pushed.Load() > 0 {
 			c.mu.Lock()
@@ -345,9 +453,15 @@ func (c *conn) write(buf []byte, off int, now bool) {
 // writeAll writes b, waiting for the client to read it. It writes in ticks
 // so that progress on a large reply is reported as it happens.
 func (c *conn) writeAll(b []byte) error {
+	secure := c.nc != c.raw
 	for len(b) > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(writeTick))
-		n, err := c.nc.Write(b)
+		chunk := b
+		if secure {
+			chunk = b[:min(len(b), tlsChunk)]
+		} else {
+			c.nc.SetWriteDeadline(time.Now().Add(writeTick))
+		}
+		n, err := c.nc.Write(chunk)
 		b = b[n:]
 		if n > 0 {
 			c.inflight.Add(-int64(n))
@@ -357,6 +471,9 @@ func (c *conn) writeAll(b []byte) error {
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			return err
 		}
+	}
+	if secure {
+		return nil
 	}
 	// A deadline left in the past would fail the next write without waiting.
 	return c.nc.SetWriteDeadline(time.Time{})
@@ -405,10 +522,34 @@ func (c *conn) linger() {
 	}
 }
 
-// setReadDeadline arms the idle timeout before a read, unless the server is
-// closing, which it reports with false.
-func (c *conn) setReadDeadline(idle time.Duration) bool {
-	if idle <= 0 && !c.deadline {
+// armRead sets the read deadline before a read: the idle timeout, and the
+// deadline of bytes that do not make a command yet (see requestStall),
+// whichever comes first. It reports false when the server is closing.
+func (c *conn) armRead(idle time.Duration) bool {
+	var at time.Time
+	if idle > 0 {
+		at = time.Now().Add(idle)
+	}
+	if c.ran {
+		c.ran = false
+		c.since = c.rd.total - int64(c.rd.partial())
+		c.started, c.due = time.Time{}, time.Time{}
+	}
+	if pending := c.rd.total - c.since; pending > 0 {
+		now := time.Now()
+		if c.started.IsZero() {
+			c.started = now
+		}
+		allowed := requestStall + time.Duration(float64(pending)/requestRate*float64(time.Second))
+		c.due = c.started.Add(allowed)
+		if stall := now.Add(requestStall); stall.Before(c.due) {
+			c.due = stall
+		}
+		if at.IsZero() || c.due.Before(at) {
+			at = c.due
+		}
+	}
+	if at.IsZero() && !c.deadline {
 		return !c.isStopping()
 	}
 	c.mu.Lock()
@@ -416,13 +557,15 @@ func (c *conn) setReadDeadline(idle time.Duration) bool {
 	if c.stopping {
 		return false
 	}
-	c.deadline = idle > 0
-	if idle > 0 {
-		c.nc.SetReadDeadline(time.Now().Add(idle))
-	} else {
-		c.nc.SetReadDeadline(time.Time{})
-	}
+	c.deadline = !at.IsZero()
+	c.nc.SetReadDeadline(at)
 	return true
+}
+
+// tooSlow reports, after a read timed out at now, whether it was for a
+// request arriving too slowly.
+func (c *conn) tooSlow(now time.Time) bool {
+	return !c.due.IsZero() && !now.Before(c.due)
 }
 
 // stop asks the connection to finish the command it is running, flush and
@@ -446,7 +589,7 @@ func (c *conn) closeLocked() {
 	if !c.closed {
 		c.closed = true
 		c.dead.Store(true)
-		c.nc.Close()
+		c.raw.Close() // not nc: a TLS close would first wait to send an alert
 	}
 	c.signal()
 }

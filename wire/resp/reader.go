@@ -83,7 +83,8 @@ type span struct{ from, to int }
 // what a connection costs is bounded by what it has sent.
 type reader struct {
 	buf      []byte
-	pos, end int // unread input is buf[pos:end]
+	pos, end int   // unread input is buf[pos:end]
+	total    int64 // bytes read, ever
 
 	// The request being parsed; Redis keeps the same state in its client.
 	start int    // offset of its first byte
@@ -149,6 +150,15 @@ func (r *reader) next() ([][]byte, error) {
 		}
 	}
 	return nil, nil
+}
+
+// partial is how many bytes of an incomplete request the buffer holds,
+// once next has returned nil.
+func (r *reader) partial() int {
+	if r.kind == 0 {
+		return r.end - r.pos
+	}
+	return r.end - r.start
 }
 
 // line finds the end of the line starting at pos: the index, relative to
@@ -313,6 +323,7 @@ func (r *reader) fill(rd io.Reader) error {
 	}
 	n, err := rd.Read(r.buf[r.end:])
 	r.end += n
+	r.total += int64(n)
 	if n > 0 {
 		return nil
 	}

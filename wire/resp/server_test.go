@@ -423,6 +423,11 @@ func TestOutputBufferLimit(t *testing.T) {
 		t.Fatalf("SET: %q", got)
 	}
 	greedy := dial(t, s)
+	// Until the server has registered it, CLIENT LIST would count one
+	// client already.
+	if got := greedy.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("PING: %q", got)
+	}
 	var b bytes.Buffer
 	for range 100 {
 		encode(&b, "GET", "big")
