@@ -1,19 +1,3 @@
-// Package cluster is a Sluice node's control plane and peer transport: who
-// the members are (hashicorp/memberlist gossip), which slot table is in force
-// (hashicorp/raft agreement on the members and a ring.Table with its epoch),
-// and how a command reaches the node that owns it (Forward, over a pooled,
-// pipelined connection on the cluster port).
-//
-// The package knows nothing of commands: the node implements Handler to run
-// what peers forward, and reads Table to route. It never imports node.
-//
-// # Seams
-//
-// As in hashicorp/raft, every piece of I/O is behind a small interface with
-// an in-memory twin beside the real one: Network carries the cluster port
-// (listener and dialer) and memberlist's transport. TCPNetwork is the host's
-// sockets; MemNetwork runs many nodes in one process, with partitions and
-// kills, for fast deterministic tests.
 package cluster
 
 import (
@@ -180,7 +164,8 @@ var (
 	// ErrNotOwner: the peer does not own the command's slot by its table
 	// (tables are changing); nothing ran there.
 	ErrNotOwner = errors.New("cluster: peer does not own the slot")
-	// ErrNoTable: the cluster has agreed no table yet.
+	// ErrNoTable: the cluster has agreed no table yet (Start's error when
+	// its ctx ends first).
 	ErrNoTable = errors.New("cluster: no slot table yet")
 	// ErrUnknownNode: no member has that ID.
 	ErrUnknownNode = errors.New("cluster: unknown node")

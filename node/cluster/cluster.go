@@ -153,7 +153,7 @@ func start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 	case <-c.ready:
 	case <-ctx.Done():
 		c.close()
-		return nil, fmt.Errorf("cluster: waiting for a slot table: %w", ctx.Err())
+		return nil, fmt.Errorf("%w: %w", ErrNoTable, ctx.Err())
 	}
 	c.log.Info("cluster started", "node", c.id, "gossip", c.me.GossipAddr, "cluster", c.me.ClusterAddr,
 		"epoch", c.Table().Epoch, "members", len(c.Table().Members()))
@@ -304,10 +304,14 @@ func (c *Cluster) join(ctx context.Context, seeds []string) error {
 			c.log.Info("joined cluster", "node", c.id, "seeds", seeds, "members", c.ml.NumMembers())
 			return nil
 		}
-		c.log.Warn("cannot join cluster yet, retrying", "seeds", seeds, "err", err, "retry_in", wait)
+		why := "no other member answered"
+		if err != nil {
+			why = strings.Join(strings.Fields(err.Error()), " ") // memberlist's errors span lines
+		}
+		c.log.Warn("cannot join cluster yet, retrying", "seeds", seeds, "err", why, "retry_in", wait)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cluster: join %v: %w (last error: %v)", seeds, ctx.Err(), err)
+			return fmt.Errorf("%w: join %v: %w (last error: %s)", ErrNoTable, seeds, ctx.Err(), why)
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 5*time.Second)

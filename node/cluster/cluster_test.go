@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -285,4 +286,37 @@ func TestFiveVoters(t *testing.T) {
 	h.kill(last.name)
 	waitConverged(t, 10*time.Second, nodes[:6], names(nodes[:6])...)
 	waitVoters(t, nodes[:6], 3, 3)
+}
+
+// TestStartGivesUp: a node whose seeds never answer gives up when its ctx
+// ends, releasing its ports.
+func TestStartGivesUp(t *testing.T) {
+	h := newHarness(t)
+	cfg := h.config("n2", "n1") // nobody on n1
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := Start(ctx, cfg, nil); !errors.Is(err, ErrNoTable) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("got %v, want ErrNoTable and the deadline", err)
+	}
+	h.start("n2", h.config("n2", "")) // the ports are free again
+}
+
+// TestGossipKey: nodes with the same key form a cluster; one with another
+// key cannot join it.
+func TestGossipKey(t *testing.T) {
+	h := newHarness(t)
+	key := []byte("0123456789abcdef")
+	with := func(name, join string, key []byte) Config {
+		cfg := h.config(name, join)
+		cfg.GossipKey = key
+		return cfg
+	}
+	nodes := []*testNode{h.start("n1", with("n1", "", key)), h.start("n2", with("n2", "n1", key))}
+	waitConverged(t, 10*time.Second, nodes, "n1", "n2")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if c, err := Start(ctx, with("n3", "n1", []byte("fedcba9876543210")), nil); err == nil {
+		c.Close()
+		t.Fatal("a node with another gossip key joined")
+	}
 }
