@@ -20,6 +20,30 @@
 // is rejected before anything is allocated for it, and the input buffer
 // only ever grows with data that has arrived.
 //
+// # Security
+//
+// With Config.TLSCertFile and TLSKeyFile a server speaks TLS only, and with
+// TLSCAFile it requires client certificates signed by that CA. A node
+// serves TLS and plaintext side by side with two Servers, one per port, as
+// Redis's port and tls-port: each port means one thing, and either can be
+// firewalled or turned off alone. The files are read again when they
+// change, so certificates rotate without a restart (Server.ReloadTLS, for a
+// SIGHUP handler, does it at once). Over TLS every write goes through the
+// background writer, as a TLS write cannot be attempted without waiting.
+//
+// Protected mode, on unless Config.DisableProtectedMode, refuses clients
+// of other hosts with Redis's "-DENIED ..." error while the node has no
+// password, judged as each client connects.
+//
+// Beyond Redis's limits, a request that has started to arrive must keep
+// arriving, even with the idle timeout off: a client that sends nothing for
+// 20 seconds in the middle of one, or trickles it at less than 500 bytes a
+// second after its first 20 seconds, is disconnected. A TLS handshake has
+// 10 seconds. The request being read is bounded as a whole, at 1 GiB
+// (Redis's client-query-buffer-limit), as each of its bulks is by
+// proto-max-bulk-len. A connection then costs the server about 25 KiB plus
+// a small multiple of what its client has sent, within those bounds.
+//
 // Out-of-band pushes (client-side caching invalidations) may be sent from
 // any goroutine with node.Conn.Send; they are ordered after the replies
 // already produced and never split one. Neither they nor a client that
