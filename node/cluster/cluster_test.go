@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/sluicedb/sluice/ring"
 )
 
 func TestSingleNodeBootstraps(t *testing.T) {
@@ -164,28 +165,46 @@ func TestKill(t *testing.T) {
 	}
 }
 
-// TestPartition cuts the leader off from the other two: it keeps its last
-// table and says it has no quorum; the majority moves on; healing
-// converges with no action.
+// TestPartition cuts a node, the leader or a follower, off from the other
+// two: it keeps its last table and says it has no quorum; the majority moves
+// on; healing converges with no action.
 func TestPartition(t *testing.T) {
+	for _, victim := range []string{"leader", "follower"} {
+		t.Run(victim, func(t *testing.T) { testPartition(t, victim) })
+	}
+}
+
+func testPartition(t *testing.T, victim string) {
 	h := newHarness(t)
 	nodes := h.startN(3)
 	before, _ := waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3")
 	waitVoters(t, nodes, 3, 0)
 	old := leaderOf(t, nodes)
+	if victim == "follower" {
+		old = slices.DeleteFunc(slices.Clone(nodes), func(n *testNode) bool { return n == old })[0]
+	}
 	rest := slices.DeleteFunc(slices.Clone(nodes), func(n *testNode) bool { return n == old })
 
 	h.net.Partition([]string{old.host})
 	cut := time.Now()
-	after, d := waitConverged(t, 15*time.Second, rest, names(rest)...)
-	t.Logf("partition: the majority agreed a table without %s in %v", old.name, d.Round(time.Millisecond))
-	waitFor(t, 5*time.Second, "the minority to lose quorum", func() bool { return !old.c.Status().HasQuorum })
-	t.Logf("partition: %s reported no quorum %v after the cut", old.name, time.Since(cut).Round(time.Millisecond))
+	var noQuorum, agreed time.Duration
+	var after *ring.Table
+	waitFor(t, 15*time.Second, "the minority to lose quorum and the majority to agree a table without it", func() bool {
+		if noQuorum == 0 && !old.c.Status().HasQuorum {
+			noQuorum = time.Since(cut)
+		}
+		if t, ok := converged(rest, names(rest)...); ok && agreed == 0 {
+			after, agreed = t, time.Since(cut)
+		}
+		return noQuorum > 0 && agreed > 0
+	})
+	t.Logf("partition of the %s %s: it reported no quorum after %v; the majority agreed a table without it after %v",
+		victim, old.name, noQuorum.Round(time.Millisecond), agreed.Round(time.Millisecond))
 	if got := old.c.Table(); got.Epoch != before.Epoch || !sameOwners(got, before) {
 		t.Errorf("the minority's table changed: epoch %d, was %d", got.Epoch, before.Epoch)
 	}
 	if st := old.c.Status(); st.RaftState == "Leader" {
-		t.Errorf("the cut-off leader still leads: %+v", st)
+		t.Errorf("the cut-off node leads: %+v", st)
 	}
 	if st := rest[0].c.Status(); !st.HasQuorum || st.Leader == old.name || st.Epoch != after.Epoch {
 		t.Errorf("majority status %+v", st)
