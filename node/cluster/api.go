@@ -134,7 +134,8 @@ type Handler interface {
 	// reply to w. It reports false, writing nothing, when this node does
 	// not own the command's slot by its own table; Forward then returns
 	// ErrNotOwner. args and w are valid only during the call. Calls from
-	// one connection come one at a time, in the order they were sent.
+	// one connection come one at a time, in the order they were sent; Close
+	// waits for the calls in progress, so a call must not block for long.
 	ServePeer(args [][]byte, w ReplyWriter) bool
 }
 
