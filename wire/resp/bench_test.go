@@ -70,31 +70,47 @@ func BenchmarkServerGET(b *testing.B) {
 	for _, depth := range []int{1, 16, 100} {
 		b.Run("depth="+strconv.Itoa(depth), func(b *testing.B) {
 			_, s := startNode(b, node.Config{})
-			c := dial(b, s)
-			if got := c.do("SET", "key", "value"); got != "+OK\r\n" {
-				b.Fatal(got)
-			}
-			batch := getBatch(depth)
-			reply := make([]byte, depth*len("$5\r\nvalue\r\n"))
-			b.ReportAllocs()
-			i := 0
-			for b.Loop() {
-				if i%depth == 0 {
-					if _, err := c.nc.Write(batch); err != nil {
-						b.Fatal(err)
-					}
-				}
-				i++
-				if i%depth == 0 {
-					if _, err := io.ReadFull(c.nc, reply); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
-			if i%depth != 0 { // the last batch's replies
-				io.ReadFull(c.nc, reply)
-			}
+			benchGET(b, dial(b, s), depth)
 		})
+	}
+}
+
+// BenchmarkServerGETTLS is BenchmarkServerGET over TLS, where every reply
+// is written by the background writer. The allocations reported are the
+// client's and the server's.
+func BenchmarkServerGETTLS(b *testing.B) {
+	ts := newTLSSetup(b)
+	for _, depth := range []int{1, 16, 100} {
+		b.Run("depth="+strconv.Itoa(depth), func(b *testing.B) {
+			_, s := startTLSNode(b, ts, false, node.Config{})
+			benchGET(b, dialTLS(b, s, ts.clientConfig(false)), depth)
+		})
+	}
+}
+
+func benchGET(b *testing.B, c *client, depth int) {
+	if got := c.do("SET", "key", "value"); got != "+OK\r\n" {
+		b.Fatal(got)
+	}
+	batch := getBatch(depth)
+	reply := make([]byte, depth*len("$5\r\nvalue\r\n"))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if i%depth == 0 {
+			if _, err := c.nc.Write(batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+		i++
+		if i%depth == 0 {
+			if _, err := io.ReadFull(c.nc, reply); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if i%depth != 0 { // the last batch's replies
+		io.ReadFull(c.nc, reply)
 	}
 }
 

@@ -125,12 +125,15 @@ type conn struct {
 	unthrottled bool // the client stalled: stop waiting for it until it catches up
 	timer       *time.Timer
 	// The bytes that do not make a command yet (see requestStall): they
-	// are rd.total-since bytes, the first of which arrived at started, and
-	// the rest must by due (both zero when there are none). ran is set when
-	// a batch runs a command.
+	// are rd.total-since bytes, the first of which arrived at started, the
+	// next must by stalled, and the rest by due (all zero when there are
+	// none). seen is rd.total when stalled was set; ran is set when a batch
+	// runs a command.
 	started time.Time
+	stalled time.Time
 	due     time.Time
 	since   int64
+	seen    int64
 	ran     bool
 }
 
@@ -173,7 +176,7 @@ func (c *conn) serve() {
 		}
 		c.w.Error(err.Error())
 		c.finish(endLast)
-		c.close(endLast)
+		c.hangUp(endLast)
 		return
 	}
 	c.mu.Lock()
@@ -185,12 +188,12 @@ func (c *conn) serve() {
 	}
 	c.finish(why)
 	client.Disconnect()
-	c.close(why)
+	c.hangUp(why)
 }
 
-// close closes the connection once its output is finished. After a last
+// hangUp closes the connection once its output is finished. After a last
 // reply it lingers first, so that the reply is not lost to a reset.
-func (c *conn) close(why end) {
+func (c *conn) hangUp(why end) {
 	if why == endLast || why == endProtocol {
 		c.linger()
 	}
@@ -451,7 +454,8 @@ func (c *conn) write(buf []byte, off int, now bool) {
 }
 
 // writeAll writes b, waiting for the client to read it. It writes in ticks
-// so that progress on a large reply is reported as it happens.
+// (over TLS, in records: see tlsChunk) so that progress on a large reply is
+// reported as it happens.
 func (c *conn) writeAll(b []byte) error {
 	secure := c.nc != c.raw
 	for len(b) > 0 {
@@ -533,17 +537,20 @@ func (c *conn) armRead(idle time.Duration) bool {
 	if c.ran {
 		c.ran = false
 		c.since = c.rd.total - int64(c.rd.partial())
-		c.started, c.due = time.Time{}, time.Time{}
+		c.started, c.stalled, c.due = time.Time{}, time.Time{}, time.Time{}
 	}
 	if pending := c.rd.total - c.since; pending > 0 {
-		now := time.Now()
-		if c.started.IsZero() {
-			c.started = now
+		if c.seen != c.rd.total { // bytes arrived since the last read
+			now := time.Now()
+			if c.started.IsZero() {
+				c.started = now
+			}
+			c.stalled, c.seen = now.Add(requestStall), c.rd.total
 		}
 		allowed := requestStall + time.Duration(float64(pending)/requestRate*float64(time.Second))
 		c.due = c.started.Add(allowed)
-		if stall := now.Add(requestStall); stall.Before(c.due) {
-			c.due = stall
+		if c.stalled.Before(c.due) {
+			c.due = c.stalled
 		}
 		if at.IsZero() || c.due.Before(at) {
 			at = c.due
