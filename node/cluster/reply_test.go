@@ -35,6 +35,8 @@ func (w *traceWriter) SetProtocol(v int)                { w.add("protocol %d", v
 
 func (w *traceWriter) String() string { return strings.Join(w.calls, "; ") }
 
+var x = []byte("x")
+
 // replies are handler bodies covering every ReplyWriter method, alone and
 // nested.
 var replies = map[string]func(w ReplyWriter){
@@ -61,7 +63,7 @@ var replies = map[string]func(w ReplyWriter){
 		w.Array(4)
 		w.Int(1)
 		w.Null()
-		w.Bulk([]byte("x"))
+		w.Bulk(x)
 		w.Array(2)
 		w.Double(0.5)
 		w.Bool(false)
