@@ -39,7 +39,6 @@ type Cluster struct {
 	meta    atomic.Pointer[[]byte]     // what NodeMeta gossips
 	closed  atomic.Bool
 	leaving atomic.Bool
-	lowered atomic.Bool   // raft's heartbeat timeout is 1ms short (see openRaft)
 	ready   chan struct{} // closed at the first table
 	once    sync.Once
 
@@ -274,6 +273,14 @@ func (c *Cluster) openRaft(cfg Config) error {
 		alone = len(stored.Servers) == 1 && stored.Servers[0].ID == self.ID
 		c.log.Info("resuming cluster state", "node", c.id, "servers", len(stored.Servers))
 	}
+	if alone {
+		// A lone voter need not wait out a heartbeat timeout to find that
+		// no leader exists: raft's follower checks at once when its timeout
+		// is lowered, so start 1ms above the configured one and lower it
+		// below, and the node elects itself within milliseconds.
+		rc.HeartbeatTimeout += time.Millisecond
+		rc.ElectionTimeout += time.Millisecond
+	}
 	if c.raft, err = raft.NewRaft(rc, &fsm{c}, st.logs, st.stable, st.snaps, c.trans); err != nil {
 		return fmt.Errorf("cluster: raft: %w", err)
 	}
@@ -283,13 +290,11 @@ func (c *Cluster) openRaft(cfg Config) error {
 		}
 	}
 	if alone {
-		// A lone voter need not wait out a heartbeat timeout to find that
-		// no leader exists: lowering the timeout makes a follower check at
-		// once, and it elects itself. The leader restores it.
 		rc := c.raft.ReloadableConfig()
-		rc.HeartbeatTimeout -= time.Millisecond
-		if rc.HeartbeatTimeout >= c.timing.LeaderLeaseTimeout && c.raft.ReloadConfig(rc) == nil {
-			c.lowered.Store(true)
+		rc.HeartbeatTimeout = c.timing.HeartbeatTimeout
+		rc.ElectionTimeout = c.timing.ElectionTimeout
+		if err := c.raft.ReloadConfig(rc); err != nil {
+			return fmt.Errorf("cluster: raft: %w", err)
 		}
 	}
 	return nil

@@ -45,13 +45,6 @@ func (c *Cluster) reconcileLoop() {
 			l = leadership{}
 			if leads {
 				c.log.Info("raft leadership acquired", "node", c.id)
-				if c.lowered.CompareAndSwap(true, false) {
-					rc := c.raft.ReloadableConfig()
-					rc.HeartbeatTimeout = c.timing.HeartbeatTimeout
-					if err := c.raft.ReloadConfig(rc); err != nil {
-						c.log.Warn("cannot restore raft heartbeat timeout", "err", err)
-					}
-				}
 			}
 		case <-c.kicks:
 		case <-tick.C:
