@@ -63,9 +63,8 @@ type conn struct {
 	timeout time.Duration // the idle timeout armed for the current read
 	wtimed  bool          // a write deadline is set
 
-	mu       sync.Mutex // orders stop against arming the read deadline
-	stopping bool
-	stopped  atomic.Bool
+	mu      sync.Mutex  // orders stop against arming the read deadline
+	stopped atomic.Bool // the server is closing (Server.Close)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
@@ -239,7 +238,7 @@ func (c *conn) armDeadline() bool {
 	idle := c.s.node.Limits().IdleTimeout
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopping {
+	if c.stopped.Load() {
 		return false
 	}
 	switch {
@@ -256,7 +255,6 @@ func (c *conn) armDeadline() bool {
 // close (Server.Close). It interrupts a read in progress.
 func (c *conn) stop() {
 	c.mu.Lock()
-	c.stopping = true
 	c.stopped.Store(true)
 	c.nc.SetReadDeadline(time.Unix(1, 0))
 	c.mu.Unlock()

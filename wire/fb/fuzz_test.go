@@ -25,8 +25,34 @@ func fuzzNode(f *testing.F) *node.Node {
 	return n
 }
 
-// addSeeds adds well-formed messages, a few hostile ones, and a request
-// whose operations are all of one kind for each kind.
+// seedRequests are request messages (no length prefix): one per kind of
+// operation, with and without its optional fields, an unknown kind, and all
+// of them in one request.
+func seedRequests() [][]byte {
+	adds := []func(b *Batch){
+		func(b *Batch) { b.Get("k") },
+		func(b *Batch) { b.Get("") },
+		func(b *Batch) { b.CacheGet("k", 0) },
+		func(b *Batch) { b.CacheGet("k", time.Second) },
+		func(b *Batch) { b.Throttle("k", node.Limit{Rate: 10, Period: time.Second}, 1) },
+		func(b *Batch) { b.Throttle("k", node.Limit{Rate: 10, Period: time.Second, Burst: 20}, 0) },
+		func(b *Batch) { b.Set("k", []byte("v"), 0) },
+		func(b *Batch) { b.Set("k", nil, time.Minute) },
+		func(b *Batch) { b.auth("", "pw") },
+		func(b *Batch) { b.Get("k"); b.ops[0].kind = 99 },
+	}
+	var msgs [][]byte
+	var all Batch
+	for _, add := range adds {
+		var b Batch
+		add(&b)
+		msgs = append(msgs, b.encode(7)[4:])
+		add(&all)
+	}
+	return append(msgs, all.encode(8)[4:], sampleRequest())
+}
+
+// addSeeds adds msgs and a few hostile messages.
 func addSeeds(f *testing.F, msgs ...[]byte) {
 	for _, m := range msgs {
 		f.Add(m)
@@ -47,11 +73,7 @@ func FuzzRequest(f *testing.F) {
 	}
 	var r runner
 	r.init(&Server{node: n, maxFrame: 1 << 20}, sess)
-	var b Batch
-	for range 4 {
-		b.Get("k")
-	}
-	addSeeds(f, sampleRequest(), b.encode(1)[4:])
+	addSeeds(f, seedRequests()...)
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		_, ops, reqErr := verifyRequest(msg, MaxOps)
 		if reqErr == nil {
@@ -82,6 +104,20 @@ func FuzzResponse(f *testing.F) {
 	for _, m := range [][]byte{sampleResponse(), {}, {4, 0, 0, 0}} {
 		f.Add(m, uint8(5))
 	}
+	// What the server answers to the seed requests, and a refusal.
+	n := fuzzNode(f)
+	sess, err := n.Connect(nil, "fuzz", "fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	var r runner
+	r.init(&Server{node: n, maxFrame: 1 << 20}, sess)
+	for _, req := range seedRequests() {
+		_, ops, _ := verifyRequest(req, MaxOps)
+		out, _ := r.handle(nil, req)
+		f.Add(out[4:], uint8(ops))
+	}
+	f.Add(r.refusal(nil, 3, string(errTooManyOps))[4:], uint8(0))
 	f.Fuzz(func(t *testing.T, msg []byte, ops uint8) {
 		_, res, err := verifyResponse(msg, int(ops), nil)
 		if err != nil {
