@@ -52,12 +52,22 @@ func startSluice(bin string, env []string, stderr func(line string)) (*server, e
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin,
+	args := []string{
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(port),
 		"--admin-port", strconv.Itoa(adminPort),
 		"--log-level", "warn",
-	)
+	}
+	// Listeners with a default port would collide with other servers on a
+	// shared machine: give each a free one, when the binary has it.
+	for _, flag := range optionalPorts(bin) {
+		p, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, flag, strconv.Itoa(p))
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), env...)
 	s := &server{
 		name:  "sluice",
@@ -65,6 +75,20 @@ func startSluice(bin string, env []string, stderr func(line string)) (*server, e
 		admin: net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort)),
 	}
 	return s, s.start(cmd, stderr)
+}
+
+// optionalPorts lists the port flags of bin beyond --port and --admin-port
+// (--fb-port, and the cluster's as they arrive), read from its --help, so
+// that the harness measures older revisions too.
+func optionalPorts(bin string) []string {
+	out, _ := exec.Command(bin, "--help").CombinedOutput()
+	var flags []string
+	for _, f := range []string{"--fb-port", "--gossip-port", "--cluster-port"} {
+		if bytes.Contains(out, []byte(f)) {
+			flags = append(flags, f)
+		}
+	}
+	return flags
 }
 
 // startRedis starts Debian's redis-server on a free loopback port with
