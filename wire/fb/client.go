@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -342,8 +343,14 @@ func (cc *clientConn) wakeFlusher() {
 // flush is the connection's flusher goroutine: woken by send, it writes the
 // appended frames until there are none, then clears writing. It ends when
 // the connection fails.
+//
+// Before it writes, it yields once: the goroutines that the last burst of
+// responses woke are runnable and about to send their next requests, and
+// letting them append first puts several requests in one system call
+// (about two per write at 16 goroutines on 2 cores, against one without).
 func (cc *clientConn) flush() {
 	for range cc.wake {
+		runtime.Gosched()
 		for {
 			cc.mu.Lock()
 			if cc.err != nil || len(cc.out) == 0 {
