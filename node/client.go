@@ -34,8 +34,9 @@ type Client struct {
 	proto     int
 	resp3     atomic.Bool // proto == 3, for pushes sent from other goroutines
 	authed    bool
-	redirects bool // answered with -MOVED rather than forwarded (cluster-aware)
-	peer      bool // runs commands forwarded by another node: never routed
+	user      atomic.Pointer[aclEntry] // the authenticated user; read by ACL DELUSER
+	redirects bool                     // answered with -MOVED rather than forwarded (cluster-aware)
+	peer      bool                     // runs commands forwarded by another node: never routed
 
 	replyOff bool // CLIENT REPLY OFF
 	skipNext bool // CLIENT REPLY SKIP: silence the next command
@@ -87,8 +88,9 @@ func (n *Node) newClient(conn Conn, addr, laddr string) *Client {
 		laddr:   laddr,
 		created: time.Now(),
 		proto:   2,
-		authed:  *n.pass.Load() == "",
 	}
+	c.user.Store(n.acl.entry("default"))
+	c.authed = n.acl.defaultOpen()
 	c.lastActive.Store(n.coarseMs.Load())
 	return c
 }
@@ -134,6 +136,15 @@ func (c *Client) Exec(w Writer, args [][]byte) (closeConn bool) {
 		c.flagMulti()
 		c.reject(cmd, errNoAuth)
 		return false
+	}
+	if cmd.Flags&flagNoAuth == 0 {
+		if u := c.user.Load().user(); !u.allCommands || !u.allKeys {
+			if msg := u.permitted(cmd, args); msg != "" {
+				c.flagMulti()
+				c.reject(cmd, msg)
+				return false
+			}
+		}
 	}
 	if cmd.Flags&flagDenyOOM != 0 && c.n.overMemory() {
 		c.flagMulti()

@@ -22,6 +22,7 @@ type Command struct {
 	Categories []string
 	Handler    func(c *Client, args [][]byte)
 
+	id       int                 // index in commandList, for per-user permissions
 	fullName string              // "client|setname" for a subcommand
 	parent   *Command            // the container of a subcommand
 	sub      map[string]*Command // a container's subcommands
@@ -77,6 +78,9 @@ func (f Flag) names() []string {
 // commands is the command table, keyed by lower-case name.
 var commands = map[string]*Command{}
 
+// commandList holds every command and subcommand, indexed by Command.id.
+var commandList []*Command
+
 // register adds commands to the table. Containers list their subcommands.
 func register(cmds ...*Command) {
 	for _, c := range cmds {
@@ -88,6 +92,13 @@ func register(cmds ...*Command) {
 			panic("command " + c.Name + " registered twice")
 		}
 		commands[c.Name] = c
+		c.id = len(commandList)
+		commandList = append(commandList, c)
+		for _, name := range sortedNames(c.sub) {
+			s := c.sub[name]
+			s.id = len(commandList)
+			commandList = append(commandList, s)
+		}
 	}
 }
 

@@ -17,8 +17,12 @@ type Config struct {
 	MaxMemory int64
 	// MaxMemoryPolicy is a Redis eviction policy name; empty = allkeys-lfu.
 	MaxMemoryPolicy string
-	// RequirePass, when set, makes clients AUTH before any other command.
+	// RequirePass, when set, is the default user's password: clients AUTH
+	// before any other command.
 	RequirePass string
+	// ACLFile, when set, is loaded at start (users in Redis's ACL file
+	// format); ACL LOAD reloads it and ACL SAVE writes it.
+	ACLFile string
 	// Shards is the store's shard count (power of two); 0 = 256.
 	Shards int
 	// ConfigFile is the path of the file the settings came from, for INFO.

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"crypto/subtle"
 	"strconv"
 	"strings"
 	"time"
@@ -58,17 +57,19 @@ func cmdQuit(c *Client, args [][]byte) {
 	c.killed.Store(true)
 }
 
-// checkPassword compares with requirepass in constant time. Only the default
-// user exists until ACLs do.
-func (c *Client) checkPassword(user, pass []byte) bool {
-	want := *c.n.pass.Load()
-	if user != nil && string(user) != "default" {
+// login authenticates as user (the default user when nil) and reports
+// whether the password was right.
+func (c *Client) login(user, pass []byte) bool {
+	if user == nil {
+		user = []byte("default")
+	}
+	e := c.n.acl.authenticate(user, pass)
+	if e == nil {
 		return false
 	}
-	if want == "" {
-		return true // the default user has no password: any one is accepted
-	}
-	return subtle.ConstantTimeCompare(pass, []byte(want)) == 1
+	c.user.Store(e)
+	c.authed = true
+	return true
 }
 
 func cmdAuth(c *Client, args [][]byte) {
@@ -81,16 +82,15 @@ func cmdAuth(c *Client, args [][]byte) {
 	if len(args) == 3 {
 		user, pass = args[1], args[2]
 	}
-	if user == nil && *c.n.pass.Load() == "" {
+	if user == nil && c.n.acl.defaultOpen() {
 		c.err(errNoPassSet)
 		return
 	}
-	if !c.checkPassword(user, pass) {
+	if !c.login(user, pass) {
 		c.n.log.Warn("authentication failed", "client", c.addr)
 		c.err(errWrongPass)
 		return
 	}
-	c.authed = true
 	c.w.SimpleString("OK")
 }
 
@@ -130,11 +130,10 @@ func cmdHello(c *Client, args [][]byte) {
 		}
 	}
 	if hasAuth {
-		if !c.checkPassword(user, pass) {
+		if !c.login(user, pass) {
 			c.err(errWrongPass)
 			return
 		}
-		c.authed = true
 	}
 	if !c.authed {
 		c.err("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
@@ -167,7 +166,8 @@ func cmdReset(c *Client, args [][]byte) {
 	c.track = trackState{}
 	c.replyOff, c.skipNext = false, false
 	c.setName("")
-	c.authed = *c.n.pass.Load() == ""
+	c.user.Store(c.n.acl.entry("default"))
+	c.authed = c.n.acl.defaultOpen()
 	c.proto = 2
 	c.resp3.Store(false)
 	c.w.SetProtocol(2)

@@ -43,7 +43,7 @@ type Node struct {
 	id     string
 	start  time.Time
 	limits atomic.Pointer[Limits]
-	pass   atomic.Pointer[string]
+	acl    acl
 
 	mu      sync.Mutex
 	clients map[int64]*Client
@@ -100,8 +100,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	limits := cfg.Limits.withDefaults()
 	n.limits.Store(&limits)
-	pass := cfg.RequirePass
-	n.pass.Store(&pass)
+	if err := n.acl.init(cfg.RequirePass, cfg.ACLFile); err != nil {
+		return nil, fmt.Errorf("node: ACL file: %w", err)
+	}
 	n.stats.init()
 	n.tracking.init(n.client)
 	n.embedded = n.embeddedClients()
@@ -143,7 +144,9 @@ func (n *Node) Start() error {
 	n.mu.Unlock()
 	if cc := n.cfg.Cluster; cc != nil {
 		cfg := *cc
-		cfg.NodeID = n.id
+		// With no name given, the cluster keeps one ID in its data dir, so a
+		// restarted node rejoins as itself.
+		cfg.NodeID = n.cfg.NodeName
 		if cfg.Logger == nil {
 			cfg.Logger = n.log
 		}
@@ -157,6 +160,7 @@ func (n *Node) Start() error {
 			return fmt.Errorf("node: starting the cluster: %w", err)
 		}
 		n.cluster = cl
+		n.id = cl.Self().ID
 	}
 	n.done.Add(1)
 	go n.expireLoop()
@@ -188,6 +192,11 @@ func advertised(addr, advertise string) string {
 	}
 	return addr
 }
+
+// DefaultUserNoPass reports whether the default user has no password,
+// Redis's condition for protected mode: protocol servers listening beyond
+// loopback then refuse clients from other hosts.
+func (n *Node) DefaultUserNoPass() bool { return n.acl.entry("default").user().nopass }
 
 // Ready reports whether the node is serving (between Start and Close).
 func (n *Node) Ready() bool { return n.ready.Load() }

@@ -95,12 +95,12 @@ func init() {
 		}},
 		{"requirepass", func(n *Node) string {
 			// Secrets are never shown: a set password reads as a mask.
-			if *n.pass.Load() == "" {
+			if n.acl.defaultOpen() {
 				return ""
 			}
 			return "********"
 		}, func(n *Node, v string) string {
-			n.pass.Store(&v)
+			n.acl.setRequirePass(v)
 			return ""
 		}},
 		{"databases", ro("1"), nil},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,21 @@ type options struct {
 	logFormat       string
 	logLevel        slog.Level
 	config          string
+
+	gossipPort    int
+	clusterPort   int
+	join          []string
+	advertise     string
+	dataDir       string
+	replicas      int
+	redirect      string
+	gossipKey     []byte
+	aclFile       string
+	tlsPort       int
+	tlsCert       string
+	tlsKey        string
+	tlsCA         string
+	protectedMode bool
 }
 
 // An option is one setting, known by the same name as a flag (--name), an
@@ -103,6 +119,77 @@ var optionTable = []option{
 		}},
 	{"config", "", "config file in redis.conf syntax (name value lines, # comments); flags and environment override it",
 		func(o *options, v string) error { o.config = v; return nil }},
+	{"gossip-port", "7946", "gossip (memberlist) port, TCP and UDP, on --bind",
+		func(o *options, v string) (err error) { o.gossipPort, err = parsePort(v, true); return }},
+	{"cluster-port", "7947", "cluster port (raft, forwarding) on --bind",
+		func(o *options, v string) (err error) { o.clusterPort, err = parsePort(v, true); return }},
+	{"join", "", "gossip addresses host:port of existing members, comma-separated (DNS names are resolved); empty starts a new cluster",
+		func(o *options, v string) error {
+			o.join = nil
+			for _, a := range strings.Split(v, ",") {
+				if a = strings.TrimSpace(a); a != "" {
+					if _, _, err := net.SplitHostPort(a); err != nil {
+						return fmt.Errorf("%q: want host:port", a)
+					}
+					o.join = append(o.join, a)
+				}
+			}
+			return nil
+		}},
+	{"advertise", "", "address other nodes and clients use to reach this node (for NAT and containers); empty: --bind, or the first private address when --bind is 0.0.0.0",
+		func(o *options, v string) error {
+			if o.advertise = v; v == "" {
+				return nil
+			}
+			return checkHost(v)
+		}},
+	{"data-dir", "", "directory for the cluster's raft state, so a restarted node rejoins as itself; empty keeps it in memory",
+		func(o *options, v string) error { o.dataDir = v; return nil }},
+	{"replicas", "-1", "extra copies of each slot; -1 means 1 once there are 2 or more nodes",
+		func(o *options, v string) (err error) { o.replicas, err = parseInt(v, -1, 8); return }},
+	{"redirect", "auto", "which clients get MOVED for a slot owned elsewhere: auto (cluster-aware connections; others are forwarded), always or never",
+		func(o *options, v string) error {
+			o.redirect = strings.ToLower(v)
+			if o.redirect != node.RedirectAuto && o.redirect != node.RedirectAlways && o.redirect != node.RedirectNever {
+				return fmt.Errorf("%q: want auto, always or never", v)
+			}
+			return nil
+		}},
+	{"gossip-key", "", "shared key encrypting gossip: 16, 24 or 32 bytes, base64-encoded; every node needs the same one",
+		func(o *options, v string) error {
+			o.gossipKey = nil
+			if v == "" {
+				return nil
+			}
+			k, err := base64.StdEncoding.DecodeString(v)
+			if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+				return fmt.Errorf("want 16, 24 or 32 bytes in base64")
+			}
+			o.gossipKey = k
+			return nil
+		}},
+	{"aclfile", "", "ACL users file in Redis's format (user <name> <rules>), loaded at start; ACL LOAD and ACL SAVE use it",
+		func(o *options, v string) error { o.aclFile = v; return nil }},
+	{"tls-port", "0", "RESP port serving TLS (with --tls-cert and --tls-key); 0 turns it off",
+		func(o *options, v string) (err error) { o.tlsPort, err = parsePort(v, true); return }},
+	{"tls-cert", "", "PEM certificate of the TLS port; reloaded when the file changes",
+		func(o *options, v string) error { o.tlsCert = v; return nil }},
+	{"tls-key", "", "PEM private key of the TLS port",
+		func(o *options, v string) error { o.tlsKey = v; return nil }},
+	{"tls-ca", "", "PEM CA bundle: when set, TLS clients must present a certificate it signed",
+		func(o *options, v string) error { o.tlsCA = v; return nil }},
+	{"protected-mode", "yes", "yes: refuse clients from other hosts while the default user has no password (Redis's protected mode); no: allow them",
+		func(o *options, v string) error {
+			switch strings.ToLower(v) {
+			case "yes":
+				o.protectedMode = true
+			case "no":
+				o.protectedMode = false
+			default:
+				return fmt.Errorf("%q: want yes or no", v)
+			}
+			return nil
+		}},
 }
 
 // envName is the environment variable of an option: "maxmemory-policy" is

@@ -25,6 +25,11 @@ func defaultOptions() options {
 		protoMaxBulkLen: 512 << 20,
 		logFormat:       "text",
 		logLevel:        slog.LevelInfo,
+		gossipPort:      7946,
+		clusterPort:     7947,
+		replicas:        -1,
+		redirect:        "auto",
+		protectedMode:   true,
 	}
 }
 
@@ -82,11 +87,9 @@ log-format json
 			"--maxclients", "5", "--timeout", "300", "--proto-max-bulk-len", "1mb",
 			"--log-format", "json", "--log-level", "debug",
 		}, nil, func(o *options) {
-			*o = options{
-				bind: "::1", port: 7000, fbPort: 0, adminPort: 0, nodeName: "n1", maxMemory: 1 << 30,
-				maxMemoryPolicy: "noeviction", requirePass: "pw", maxClients: 5, timeout: 300 * time.Second,
-				protoMaxBulkLen: 1 << 20, logFormat: "json", logLevel: slog.LevelDebug,
-			}
+			o.bind, o.port, o.fbPort, o.adminPort, o.nodeName, o.maxMemory = "::1", 7000, 0, 0, "n1", 1<<30
+			o.maxMemoryPolicy, o.requirePass, o.maxClients, o.timeout = "noeviction", "pw", 5, 300*time.Second
+			o.protoMaxBulkLen, o.logFormat, o.logLevel = 1<<20, "json", slog.LevelDebug
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,7 +99,7 @@ log-format json
 			}
 			want := defaultOptions()
 			tc.want(&want)
-			if got != want {
+			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}
 			if len(warnings) > 0 {

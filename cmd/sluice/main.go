@@ -21,10 +21,12 @@ import (
 	"os/signal"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/node/cluster"
 	"github.com/sluicedb/sluice/wire/fb"
 	"github.com/sluicedb/sluice/wire/resp"
 )
@@ -86,6 +88,18 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		MaxMemory:       o.maxMemory,
 		MaxMemoryPolicy: o.maxMemoryPolicy,
 		RequirePass:     o.requirePass,
+		ACLFile:         o.aclFile,
+		Redirect:        o.redirect,
+		Cluster: &cluster.Config{
+			BindAddr:      o.bind,
+			AdvertiseAddr: o.advertise,
+			GossipPort:    o.gossipPort,
+			ClusterPort:   o.clusterPort,
+			Join:          o.join,
+			DataDir:       o.dataDir,
+			Replicas:      o.replicas,
+			GossipKey:     o.gossipKey,
+		},
 		Limits: node.Limits{
 			MaxClients:      o.maxClients,
 			ProtoMaxBulkLen: o.protoMaxBulkLen,
@@ -96,11 +110,25 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
-	srv, err := resp.New(n, resp.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.port)), Logger: log})
+	srv, err := resp.New(n, resp.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.port)), Logger: log, DisableProtectedMode: !o.protectedMode})
 	if err != nil {
 		return err
 	}
 	n.Attach(srv)
+	tlsAddr := "off"
+	if o.tlsPort != 0 {
+		tlsSrv, err := resp.New(n, resp.Config{
+			Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.tlsPort)), Logger: log, DisableProtectedMode: !o.protectedMode,
+			TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
+		})
+		if err != nil {
+			_ = n.Close(context.Background())
+			return err
+		}
+		n.Attach(tlsSrv)
+		tlsAddr = tlsSrv.Addr()
+		go reloadTLSOnHangup(tlsSrv, log)
+	}
 	fbAddr := "off"
 	if o.fbPort != 0 {
 		fbSrv, err := fb.NewServer(n, fb.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.fbPort)), Logger: log})
@@ -121,10 +149,17 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		}
 		adminAddr = admin.Addr()
 	}
-	n.Start()
+	if err := n.Start(); err != nil {
+		_ = n.Close(context.Background())
+		return err
+	}
 	log.Info("sluice started",
 		"node", n.ID(),
 		"resp", srv.Addr(),
+		"tls", tlsAddr,
+		"gossip", net.JoinHostPort(o.bind, strconv.Itoa(o.gossipPort)),
+		"cluster", net.JoinHostPort(o.bind, strconv.Itoa(o.clusterPort)),
+		"join", strings.Join(o.join, ","),
 		"fb", fbAddr,
 		"admin", adminAddr,
 		"maxmemory", o.maxMemory,
@@ -158,6 +193,20 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 	}
 	log.Info("sluice stopped")
 	return nil
+}
+
+// reloadTLSOnHangup reloads the TLS certificate on SIGHUP (it is also
+// reloaded when the files change).
+func reloadTLSOnHangup(s *resp.Server, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	for range hup {
+		if err := s.ReloadTLS(); err != nil {
+			log.Error("reloading the TLS certificate", "err", err)
+		} else {
+			log.Info("TLS certificate reloaded")
+		}
+	}
 }
 
 // isLoopback reports whether a --bind value only accepts local connections.
