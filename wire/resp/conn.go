@@ -209,9 +209,8 @@ func (c *conn) admit(client *node.Client) (end, bool) {
 			return why, false
 		}
 	}
-	// A new client is authenticated from the start exactly when the node
-	// has no password: the check Redis makes on its default user.
-	if c.s.protected && client.Authenticated() && !isLocal(c.raw.RemoteAddr()) {
+	// Redis's condition: the default user has no password.
+	if c.s.protected && c.s.node.DefaultUserNoPass() && !isLocal(c.raw.RemoteAddr()) {
 		c.s.log.Debug("resp: client refused by protected mode", "client", c.raw.RemoteAddr().String())
 		c.w.Error(errProtectedMode)
 		return endLast, false
