@@ -3,14 +3,42 @@ package node
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
+	"github.com/sluicedb/sluice/ring"
 	"github.com/sluicedb/sluice/store"
 )
 
-// The typed Go API: what applications do most, served in-process with no
-// parsing or reply encoding. Each call is one atomic step on its key, exactly
-// like the matching command.
+// The typed Go API: what applications do most. A key this node owns (every
+// key, outside a cluster) is served in-process with no parsing or reply
+// encoding; a key another node owns goes to that node as the matching
+// command, exactly as Do would send it. Each call is one atomic step on its
+// key, like the command.
+
+// remote reports whether key is owned by another node of the cluster.
+func (n *Node) remote(key string) bool {
+	if n.cluster == nil {
+		return false
+	}
+	t := n.cluster.Table()
+	return t != nil && t.Owner(ring.KeySlot(keyBytes(key))) != n.id
+}
+
+// replyError turns an error reply of a remote command into the typed error
+// the local path returns.
+func replyError(err error) error {
+	var e Error
+	if errors.As(err, &e) {
+		switch {
+		case strings.HasPrefix(string(e), "WRONGTYPE"):
+			return ErrWrongType
+		case strings.HasPrefix(string(e), "NOLEASE"):
+			return ErrNoLease
+		}
+	}
+	return err
+}
 
 // ErrNotFound is returned by Get for a key that does not exist.
 var ErrNotFound = errors.New("node: key not found")
@@ -37,6 +65,13 @@ func (n *Node) AppendValue(ctx context.Context, dst []byte, key string) ([]byte,
 	if err := ctx.Err(); err != nil {
 		return dst, false, err
 	}
+	if n.remote(key) {
+		v, err := n.Do(ctx, "GET", key)
+		if err != nil || v == nil {
+			return dst, false, replyError(err)
+		}
+		return append(dst, v.([]byte)...), true, nil
+	}
 	var h store.Handle
 	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
@@ -58,6 +93,14 @@ func (n *Node) Set(ctx context.Context, key string, value []byte, ttl time.Durat
 	}
 	if ttl < 0 {
 		return Error(invalidExpire("set"))
+	}
+	if n.remote(key) {
+		args := []any{"SET", key, value}
+		if ttl > 0 {
+			args = append(args, "PX", max(ttl.Milliseconds(), 1))
+		}
+		_, err := n.Do(ctx, args...)
+		return replyError(err)
 	}
 	var at int64
 	if ttl > 0 {
@@ -81,6 +124,14 @@ func (n *Node) Delete(ctx context.Context, keys ...string) (int, error) {
 	}
 	deleted := 0
 	for _, key := range keys {
+		if n.remote(key) {
+			v, err := n.Do(ctx, "DEL", key)
+			if err != nil {
+				return deleted, replyError(err)
+			}
+			deleted += int(v.(int64))
+			continue
+		}
 		var h store.Handle
 		n.store.Open(&h, keyBytes(key), nil)
 		if h.Exists() {

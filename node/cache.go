@@ -286,6 +286,21 @@ func (n *Node) CacheGet(ctx context.Context, key string, lease time.Duration) (C
 	if lease <= 0 {
 		lease = DefaultLease
 	}
+	if n.remote(key) {
+		v, err := n.Do(ctx, "CACHE.GET", key, "LEASE", max(lease.Milliseconds(), 1))
+		if err != nil {
+			return CacheResult{}, replyError(err)
+		}
+		r := v.([]any)
+		res := CacheResult{State: CacheState(r[0].([]byte))}
+		if b, ok := r[1].([]byte); ok {
+			res.Value = b
+		}
+		if t, ok := r[2].(int64); ok {
+			res.Token = uint64(t)
+		}
+		return res, nil
+	}
 	var h store.Handle
 	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
@@ -305,6 +320,10 @@ func (n *Node) CacheSet(ctx context.Context, key string, val []byte, fresh, stal
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if n.remote(key) {
+		_, err := n.Do(ctx, "CACHE.SET", key, val, "FRESH", fresh.Milliseconds(), "STALE", stale.Milliseconds())
+		return replyError(err)
+	}
 	var h store.Handle
 	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
@@ -317,6 +336,10 @@ func (n *Node) CacheFill(ctx context.Context, key string, token uint64, val []by
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if n.remote(key) {
+		_, err := n.Do(ctx, "CACHE.FILL", key, token, val, "FRESH", fresh.Milliseconds(), "STALE", stale.Milliseconds())
+		return replyError(err)
+	}
 	var h store.Handle
 	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
@@ -327,6 +350,10 @@ func (n *Node) CacheFill(ctx context.Context, key string, token uint64, val []by
 func (n *Node) CacheAbort(ctx context.Context, key string, token uint64) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
+	}
+	if n.remote(key) {
+		v, err := n.Do(ctx, "CACHE.ABORT", key, token)
+		return err == nil && v == int64(1), replyError(err)
 	}
 	var h store.Handle
 	n.store.Open(&h, keyBytes(key), nil)
@@ -339,6 +366,10 @@ func (n *Node) CacheAbort(ctx context.Context, key string, token uint64) (bool, 
 func (n *Node) CacheInvalidate(ctx context.Context, key string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
+	}
+	if n.remote(key) {
+		v, err := n.Do(ctx, "CACHE.INVALIDATE", key)
+		return err == nil && v == int64(1), replyError(err)
 	}
 	var h store.Handle
 	n.store.Open(&h, keyBytes(key), nil)

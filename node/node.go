@@ -124,6 +124,10 @@ func New(cfg Config) (*Node, error) {
 // ID is the node's name (random when Config.NodeName was empty).
 func (n *Node) ID() string { return n.id }
 
+// Cluster returns the node's cluster membership (members, slot table,
+// status), or nil for a node started without Config.Cluster.
+func (n *Node) Cluster() *cluster.Cluster { return n.cluster }
+
 // Limits returns the client limits now in force.
 func (n *Node) Limits() Limits { return *n.limits.Load() }
 

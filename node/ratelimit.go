@@ -151,6 +151,9 @@ func (n *Node) Throttle(ctx context.Context, key string, l Limit, cost int64) (T
 	if cost > burst {
 		return ThrottleResult{}, limiter.ErrCostAboveBurst
 	}
+	if n.remote(key) {
+		return n.throttleRemote(ctx, key, l, burst, cost)
+	}
 	var h store.Handle
 	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
@@ -180,6 +183,26 @@ func (n *Node) Throttle(ctx context.Context, key string, l Limit, cost int64) (T
 		n.rates.api[0].Add(1)
 	}
 	return r, nil
+}
+
+// throttleRemote decides at the key's owner with RL.TAKE, whose times are
+// whole milliseconds.
+func (n *Node) throttleRemote(ctx context.Context, key string, l Limit, burst, cost int64) (ThrottleResult, error) {
+	v, err := n.Do(ctx, "RL.TAKE", key, "LIMIT", l.Rate, "PERIOD", max(l.Period.Milliseconds(), 1), "BURST", burst, "COST", cost)
+	if err != nil {
+		return ThrottleResult{}, replyError(err)
+	}
+	r := v.([]any)
+	res := ThrottleResult{
+		Allowed:    r[0].(int64) == 0,
+		Limit:      r[1].(int64),
+		Remaining:  r[2].(int64),
+		ResetAfter: time.Duration(r[4].(int64)) * time.Millisecond,
+	}
+	if retry := r[3].(int64); retry > 0 {
+		res.RetryAfter = time.Duration(retry) * time.Millisecond
+	}
+	return res, nil
 }
 
 // SetHeaders writes the result as the IETF RateLimit header fields
