@@ -42,7 +42,7 @@ func (r *report) chart() []byte {
 	}
 	const (
 		width, labelW, rightPad = 760, 230, 70
-		rowH, top, bottom       = 30, 40, 30
+		rowH, top, bottom       = 30, 56, 30
 	)
 	plotW := float64(width - labelW - rightPad)
 	x := func(v float64) float64 {
@@ -55,7 +55,8 @@ func (r *report) chart() []byte {
 	p(`<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n",
 		width, height, width, height)
 	p(`<rect width="100%%" height="100%%" fill="white"/>` + "\n")
-	p(`<text x="%d" y="20" font-size="14" font-weight="bold">Sluice / baseline (right of 1× is better for Sluice; | marks the target)</text>`+"\n", 10)
+	p(`<text x="%d" y="20" font-size="14" font-weight="bold">Sluice / baseline, medians of the same run (right of 1× is better for Sluice)</text>`+"\n", 10)
+	p(`<text x="%d" y="38" fill="#555">| marks the target; green where it is met, red where it is missed (throughput, or p99 where the target names it)</text>`+"\n", 10)
 	for v := lo; v <= hi*1.001; v *= 2 {
 		p(`<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="%s"/>`+"\n", x(v), top-5, x(v), height-bottom+5, gridColor(v))
 		p(`<text x="%.1f" y="%d" text-anchor="middle" fill="#555">%s×</text>`+"\n", x(v), height-bottom+18, trim(v))

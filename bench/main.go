@@ -209,7 +209,11 @@ func run() error {
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(out+".md", rep.markdown(filepath.Base(out)+".svg"), 0o644); err != nil {
+	notes := ""
+	if _, err := os.Stat(filepath.Join(filepath.Dir(out), "analysis.md")); err == nil {
+		notes = "analysis.md"
+	}
+	if err := os.WriteFile(out+".md", rep.markdown(filepath.Base(out)+".svg", notes), 0o644); err != nil {
 		return err
 	}
 	if err := os.WriteFile(out+".svg", rep.chart(), 0o644); err != nil {
