@@ -2,7 +2,6 @@ package node
 
 import (
 	"math"
-	"strconv"
 	"unsafe"
 )
 
@@ -42,27 +41,6 @@ func parseInt(b []byte) (int64, bool) {
 		return 0, false
 	}
 	return int64(v), true
-}
-
-// parseFloat parses a float as Redis's string2ld accepts it: no surrounding
-// spaces, infinities allowed, NaN refused.
-func parseFloat(b []byte) (float64, bool) {
-	if len(b) == 0 || len(b) > 5000 {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil && !isRangeErr(err) {
-		return 0, false
-	}
-	if math.IsNaN(f) {
-		return 0, false
-	}
-	return f, true
-}
-
-func isRangeErr(err error) bool {
-	ne, ok := err.(*strconv.NumError)
-	return ok && ne.Err == strconv.ErrRange
 }
 
 // eqFold reports whether b equals the lower-case ASCII word s, ignoring case.

@@ -73,6 +73,7 @@ func TestGoRedisBasics(t *testing.T) {
 	if got := ok(t, c.SetArgs(ctx, "k", "v4", redis.SetArgs{Get: true})).Val(); got != "v2" {
 		t.Errorf("SET GET returned %q, want the old value v2", got)
 	}
+	//lint:ignore SA1019 GETSET is part of the command contract (DESIGN §4)
 	if got := ok(t, c.GetSet(ctx, "k", "v5")).Val(); got != "v4" {
 		t.Errorf("GETSET = %q", got)
 	}
