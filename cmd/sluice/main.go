@@ -131,7 +131,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 	}
 	fbAddr := "off"
 	if o.fbPort != 0 {
-		fbSrv, err := fb.NewServer(n, fb.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.fbPort)), Logger: log})
+		fbSrv, err := fb.NewServer(n, fb.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.fbPort)), Logger: log, DisableProtectedMode: !o.protectedMode})
 		if err != nil {
 			_ = n.Close(context.Background())
 			return err

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluicedb/sluice/node"
 )
 
 // Tuning of a server connection's buffers.
@@ -63,23 +65,37 @@ type conn struct {
 	timeout time.Duration // the idle timeout armed for the current read
 	wtimed  bool          // a write deadline is set
 
-	mu      sync.Mutex  // orders stop against arming the read deadline
+	mu      sync.Mutex  // orders stop and Close against arming the read deadline
 	stopped atomic.Bool // the server is closing (Server.Close)
+	killed  atomic.Bool // the node closed the client (Close)
 }
 
 func newConn(s *Server, nc net.Conn) *conn {
 	return &conn{s: s, nc: nc}
 }
 
-// serve runs the connection until it ends.
+// serve runs the connection until it ends. The connection is a client of
+// the node like a RESP one: it counts against maxclients, CLIENT LIST shows
+// it, and CLIENT KILL or deleting its ACL user closes it.
 func (c *conn) serve() {
 	defer c.s.forget(c)
 	defer c.nc.Close()
-	sess, err := c.s.node.Connect(nil, c.nc.RemoteAddr().String(), c.nc.LocalAddr().String())
-	if err != nil {
+	c.runner.init(c.s, nil)
+	sess, err := c.s.node.Connect(c, c.nc.RemoteAddr().String(), c.nc.LocalAddr().String())
+	switch {
+	case errors.Is(err, node.ErrMaxClients):
+		c.refuse(err.Error())
+		return
+	case err != nil:
 		return // the node is closed
 	}
-	c.runner.init(c.s, sess)
+	defer sess.Disconnect()
+	if c.s.protected && c.s.node.DefaultUserNoPass() && !isLocal(c.nc.RemoteAddr()) {
+		c.s.log.Debug("fb: client refused by protected mode", "client", c.nc.RemoteAddr().String())
+		c.refuse(errProtectedMode)
+		return
+	}
+	c.runner.sess = sess
 	switch c.loop() {
 	case endProtocol:
 		if c.flush() {
@@ -90,23 +106,34 @@ func (c *conn) serve() {
 	}
 }
 
-// refuse answers a connection over maxclients with an error frame and
-// closes it.
+// refuse answers with an error frame (id 0) before any request and closes.
 func (c *conn) refuse(msg string) {
-	defer c.s.forget(c)
-	defer c.nc.Close()
-	c.runner.init(c.s, nil)
 	c.out = c.runner.refusal(c.out, 0, msg)
 	if c.flush() {
 		c.linger()
 	}
 }
 
+// Send would write an out-of-band message (a client-side caching
+// invalidation); this protocol has none, and its clients cannot turn
+// tracking on, so there is nothing to send.
+func (c *conn) Send(func(w node.Writer)) {}
+
+// Close disconnects the client (CLIENT KILL, or its ACL user deleted): the
+// request it is running finishes and its response is written first.
+func (c *conn) Close() error {
+	c.killed.Store(true)
+	c.mu.Lock()
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+	c.mu.Unlock()
+	return nil
+}
+
 // loop reads and runs requests until the connection ends.
 func (c *conn) loop() end {
 	for {
 		for {
-			if c.s.closing.Load() {
+			if c.s.closing.Load() || c.killed.Load() {
 				return endShutdown
 			}
 			frame, err := c.next()
@@ -133,7 +160,7 @@ func (c *conn) loop() end {
 		c.shrink()
 		if err := c.fill(); err != nil {
 			switch {
-			case c.stopped.Load():
+			case c.stopped.Load() || c.killed.Load():
 				return endShutdown
 			case errors.Is(err, os.ErrDeadlineExceeded) && c.timeout > 0:
 				return endIdle
@@ -155,7 +182,7 @@ func (c *conn) next() ([]byte, error) {
 	}
 	n := int(binary.LittleEndian.Uint32(c.in[c.r:]))
 	limit := c.s.maxFrame
-	if !c.runner.authed {
+	if !c.runner.authed() {
 		limit = min(limit, unauthMaxFrame)
 	}
 	if n > limit {
@@ -238,7 +265,7 @@ func (c *conn) armDeadline() bool {
 	idle := c.s.node.Limits().IdleTimeout
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.stopped.Load() {
+	if c.stopped.Load() || c.killed.Load() {
 		return false
 	}
 	switch {

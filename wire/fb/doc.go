@@ -38,32 +38,42 @@
 // are not affected. An operation kind the server does not know is an
 // error result, so that newer clients can probe older servers.
 //
-// # Authentication
+// # Security
 //
-// While the node has a password (requirepass, also set at run time with
-// CONFIG SET), a connection must authenticate with an Auth operation (the
-// password in value, an ACL user name in key) before anything else: until
-// it does, every other operation fails with NOAUTH and its frames may be
-// at most 16 KiB, as Redis limits unauthenticated clients. The password is
-// checked by the node, exactly as AUTH on the RESP port. The Go client
-// sends it as the first request on each connection when Options.Password
-// is set. TLS arrives with the security work; until then, keep the port on
-// loopback or a private network.
+// The port is guarded as the RESP port is. While the default user has a
+// password (requirepass, or ACL users), a connection authenticates with an
+// Auth operation (the password in value, an ACL user name in key) before
+// anything else: until it does, every other operation fails with NOAUTH
+// and its frames may be at most 16 KiB, as Redis limits unauthenticated
+// clients. The node checks the password, exactly as AUTH on the RESP port,
+// and every operation against the user's ACL permissions on its command
+// and key (a user allowed only RL.TAKE on rl:* keys can throttle, not read
+// values). Protected mode (Config.DisableProtectedMode) refuses clients of
+// other hosts while the default user has no password. The Go client sends
+// Auth as the first request on each connection when Options.Password is
+// set. This port has no TLS yet (the RESP port's --tls-port does): keep
+// it on loopback or a private network.
 //
 // # Server
 //
 // Each connection is served by one goroutine: it reads what the client
 // has sent, runs every complete request in it and writes their responses
-// in one write. Responses are built with one reused flatbuffers.Builder
-// per connection, so that a request allocates nothing once the buffers
-// have grown to its size, with one exception: CACHE.GET returns a copy of
-// the value from the node (node.Node.CacheGet), one allocation per cache
-// read that hits. Keys are handed to the node without copying: the node's
-// Go API does not keep them past the call. Connections count against the
-// node's maxclients on their own (CLIENT LIST does not show them), the idle
-// timeout applies, and Close drains as the RESP server does: each
-// connection finishes the request it is running and its responses are
-// written.
+// in one write. Each operation runs as the command it mirrors, through the
+// node's command table in the connection's node session (node.Client.Exec),
+// so it behaves exactly as over RESP: argument checks and error texts,
+// ACL, the OOM check, cluster routing (a key another node owns is
+// forwarded to it), command statistics. Its arguments are slices of the
+// request frame, and its reply is written straight into the response by a
+// node.Writer (reply, in request.go): a value is copied once, from the
+// store into the response. Responses are built with one reused
+// flatbuffers.Builder per connection, so a request allocates nothing once
+// the buffers have grown to its size.
+//
+// A connection is a client of the node like a RESP one: it counts against
+// maxclients, CLIENT LIST shows it, CLIENT KILL and deleting its ACL user
+// close it (after the request it is running), and the idle timeout
+// applies. Close drains as the RESP server does: each connection finishes
+// the request it is running and its responses are written.
 //
 // # Client
 //

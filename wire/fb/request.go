@@ -1,68 +1,82 @@
 package fb
 
 import (
-	"context"
-	"math"
 	"strconv"
-	"time"
-	"unsafe"
 
 	flatbuffers "github.com/google/flatbuffers/go"
 
-	"github.com/sluicedb/sluice/limiter"
 	"github.com/sluicedb/sluice/node"
 	"github.com/sluicedb/sluice/wire/fb/internal/schema"
 )
 
-// Errors of single operations, sent in their Result. The node's own errors
-// (WRONGTYPE, OOM, RL.TAKE's parameter errors) pass through with their text.
-const (
-	errNoAuth       = "NOAUTH Authentication required."
-	errLease        = "ERR LEASE must be positive"
-	errUnknownOpFmt = "ERR unknown operation kind "
-)
+// Running operations. Each operation runs as the command it mirrors, through
+// the node's one command table (node.Client.Exec) in the connection's node
+// session, exactly as a RESP client's command would: the same argument
+// checks and error texts, authentication, ACL permissions on the command
+// and its key, the OOM check, cluster routing, and the command statistics.
+// The arguments are slices of the request frame and the reply goes straight
+// into the response builder (reply, below), so nothing is parsed from text
+// or encoded as RESP, and a value is copied once, from the store into the
+// response.
+
+// errUnknownOp is the error result of an operation kind this server does
+// not know; the number follows it.
+const errUnknownOp = "ERR unknown operation kind "
 
 // builderSize is the capacity a response builder starts with: a batch of
 // 64 small values fits without growing.
 const builderSize = 16 << 10
 
-// maxMillis is the most milliseconds a time.Duration holds.
-const maxMillis = math.MaxInt64 / int64(time.Millisecond)
+// The command names the operations run as.
+var (
+	cmdGet      = []byte("GET")
+	cmdCacheGet = []byte("CACHE.GET")
+	cmdTake     = []byte("RL.TAKE")
+	cmdSet      = []byte("SET")
+	cmdAuth     = []byte("AUTH")
+	argLease    = []byte("LEASE")
+	argLimit    = []byte("LIMIT")
+	argPeriod   = []byte("PERIOD")
+	argBurst    = []byte("BURST")
+	argCost     = []byte("COST")
+	argPX       = []byte("PX")
+)
 
-// runner runs requests against the node and builds their responses. It
-// belongs to one connection; once its buffers have grown to the size of
-// the requests, running one allocates nothing.
+// maxIntArgs is the most integer arguments one operation has (RL.TAKE's
+// four); numLen is room for one in decimal.
+const (
+	maxIntArgs = 4
+	numLen     = 20
+)
+
+// runner runs requests in a connection's node session and builds their
+// responses. Once its buffers have grown to the size of the requests,
+// running one allocates nothing.
 type runner struct {
-	node     *node.Node
-	ctx      context.Context
 	maxFrame int
-	sess     *node.Client // the node session AUTH runs in; nil for a refused connection
-	authed   bool
+	sess     *node.Client // nil for a connection refused before it had one
 
 	b     *flatbuffers.Builder
 	offs  []flatbuffers.UOffsetT // the results of the request being run
 	empty flatbuffers.UOffsetT   // this response's shared empty result, 0 until made
-	val   []byte                 // scratch: a value copied out of the store
-	args  [3][]byte              // scratch: an AUTH command
-	reply authReply
+	args  [10][]byte             // scratch: one command's arguments
+	nums  [maxIntArgs * numLen]byte
+	reply reply
 }
 
 func (r *runner) init(s *Server, sess *node.Client) {
-	r.node = s.node
-	r.ctx = context.Background()
 	r.maxFrame = s.maxFrame
 	r.sess = sess
-	r.authed = sess != nil && sess.Authenticated()
 	r.b = flatbuffers.NewBuilder(builderSize)
 }
+
+// authed reports whether the session may run commands other than AUTH.
+func (r *runner) authed() bool { return r.sess != nil && r.sess.Authenticated() }
 
 // shrink drops a builder grown for a large response.
 func (r *runner) shrink() {
 	if cap(r.b.Bytes) > keepBuf {
 		r.b = flatbuffers.NewBuilder(builderSize)
-	}
-	if cap(r.val) > keepBuf {
-		r.val = nil
 	}
 	if cap(r.offs) > MaxOps/4 {
 		r.offs = nil
@@ -98,8 +112,8 @@ func (r *runner) handle(out, msg []byte) (_ []byte, fatal bool) {
 	b.FinishSizePrefixed(schema.ResponseEnd(b))
 	frame := b.FinishedBytes()
 	if len(frame)-4 > r.maxFrame {
-		// Values are refused once they would not fit (see value), but many
-		// small results can still add up: refuse the whole request.
+		// Values are refused once they would not fit (see reply.Bulk), but
+		// many small results can still add up: refuse the whole request.
 		return r.refusal(out, id, string(errResponseTooLarge)), false
 	}
 	return append(out, frame...), false
@@ -118,138 +132,107 @@ func (r *runner) refusal(out []byte, id uint64, msg string) []byte {
 	return append(out, b.FinishedBytes()...)
 }
 
-// run runs one operation and returns its result table.
+// run runs one operation as its command and returns its result table.
 func (r *runner) run(op *schema.Op) flatbuffers.UOffsetT {
 	kind := op.Kind()
-	if !r.authed && kind != schema.OpKindAuth {
-		return r.fail(errNoAuth)
+	args := r.args[:0]
+	nums := r.nums[:0]
+	num := func(v int64) []byte {
+		start := len(nums)
+		nums = strconv.AppendInt(nums, v, 10) // fits: maxIntArgs × numLen
+		return nums[start:]
 	}
-	key := borrow(op.KeyBytes())
 	switch kind {
 	case schema.OpKindGet:
-		v, ok, err := r.node.AppendValue(r.ctx, r.val[:0], key)
-		r.val = v
-		switch {
-		case err != nil:
-			return r.fail(err.Error())
-		case !ok:
-			return r.ok()
-		}
-		return r.value(v, schema.CacheStateNone, 0)
+		args = append(args, cmdGet, nonNil(op.KeyBytes()))
 	case schema.OpKindCacheGet:
-		lease := op.LeaseMs()
-		if lease < 0 {
-			return r.fail(errLease)
+		args = append(args, cmdCacheGet, nonNil(op.KeyBytes()))
+		if lease := op.LeaseMs(); lease != 0 {
+			args = append(args, argLease, num(lease))
 		}
-		res, err := r.node.CacheGet(r.ctx, key, time.Duration(min(lease, maxMillis))*time.Millisecond)
-		if err != nil {
-			return r.fail(err.Error())
-		}
-		state := cacheState(res.State)
-		if res.State == node.CacheMiss || res.State == node.CacheWait {
-			schema.ResultStart(r.b)
-			schema.ResultAddCacheState(r.b, state)
-			schema.ResultAddToken(r.b, res.Token)
-			return schema.ResultEnd(r.b)
-		}
-		return r.value(res.Value, state, res.Token)
 	case schema.OpKindThrottle:
-		return r.throttle(key, op)
-	case schema.OpKindSet:
-		// Any negative TTL is refused by the node; clamp it so the
-		// multiplication cannot wrap it to a valid one.
-		ttl := max(min(op.TtlMs(), maxMillis), -1)
-		if err := r.node.Set(r.ctx, key, op.ValueBytes(), time.Duration(ttl)*time.Millisecond); err != nil {
-			return r.fail(err.Error())
+		var t schema.ThrottleArgs
+		var limit, period, burst, cost int64
+		if op.Throttle(&t) != nil {
+			limit, period, burst, cost = t.Limit(), t.PeriodMs(), t.Burst(), t.Cost()
 		}
-		return r.ok()
+		args = append(args, cmdTake, nonNil(op.KeyBytes()), argLimit, num(limit), argPeriod, num(period), argCost, num(cost))
+		if burst != 0 {
+			args = append(args, argBurst, num(burst))
+		}
+	case schema.OpKindSet:
+		args = append(args, cmdSet, nonNil(op.KeyBytes()), nonNil(op.ValueBytes()))
+		if ttl := op.TtlMs(); ttl != 0 {
+			args = append(args, argPX, num(ttl))
+		}
 	case schema.OpKindAuth:
-		return r.auth(op.KeyBytes(), op.ValueBytes())
+		args = append(args, cmdAuth)
+		if user := op.KeyBytes(); len(user) > 0 {
+			args = append(args, user)
+		}
+		args = append(args, nonNil(op.ValueBytes()))
+	default:
+		return r.fail(errUnknownOp + strconv.Itoa(int(kind)))
 	}
-	return r.fail(errUnknownOpFmt + strconv.Itoa(int(kind)))
-}
-
-// cacheState maps the node's cache states to the schema's.
-func cacheState(s node.CacheState) schema.CacheState {
-	switch s {
-	case node.CacheFresh:
-		return schema.CacheStateFresh
-	case node.CacheStale:
-		return schema.CacheStateStale
-	case node.CacheRevalidate:
-		return schema.CacheStateRevalidate
-	case node.CacheMiss:
-		return schema.CacheStateMiss
-	case node.CacheWait:
-		return schema.CacheStateWait
-	}
-	return schema.CacheStateNone
-}
-
-// throttle is RL.TAKE: the parameters are checked as RL.TAKE checks them,
-// with its error texts, and the node decides.
-func (r *runner) throttle(key string, op *schema.Op) flatbuffers.UOffsetT {
-	var args schema.ThrottleArgs
-	var limit, period, burst, cost int64
-	if op.Throttle(&args) != nil {
-		limit, period, burst, cost = args.Limit(), args.PeriodMs(), args.Burst(), args.Cost()
-	}
-	if burst == 0 {
-		burst = limit
-	}
-	if _, err := limiter.NewTake(limit, period, burst, cost); err != nil {
-		return r.fail(err.Error())
-	}
-	res, err := r.node.Throttle(r.ctx, key, node.Limit{Rate: limit, Period: time.Duration(period) * time.Millisecond, Burst: burst}, cost)
-	if err != nil {
-		return r.fail(err.Error())
-	}
-	retry := int64(-1)
-	if !res.Allowed {
-		retry = ceilMillis(res.RetryAfter)
-	}
-	b := r.b
-	schema.ResultStart(b)
-	schema.ResultAddDecision(b, schema.CreateDecision(b, !res.Allowed, res.Limit, res.Remaining, retry, ceilMillis(res.ResetAfter)))
-	return schema.ResultEnd(b)
-}
-
-// ceilMillis rounds a duration up to whole milliseconds, as RL.TAKE does.
-func ceilMillis(d time.Duration) int64 {
-	return int64((d + time.Millisecond - 1) / time.Millisecond)
-}
-
-// auth runs AUTH in the connection's node session, so that the password is
-// checked exactly as on the RESP port, against requirepass as it is now.
-func (r *runner) auth(user, pass []byte) flatbuffers.UOffsetT {
-	args := append(r.args[:0], authCommand)
-	if len(user) > 0 {
-		args = append(args, user)
-	}
-	args = append(args, pass)
-	r.reply = authReply{}
+	r.reply = reply{b: r.b, maxFrame: r.maxFrame}
 	r.sess.Exec(&r.reply, args)
-	r.authed = r.sess.Authenticated()
-	if r.reply.err != "" {
-		return r.fail(r.reply.err)
-	}
-	return r.ok()
+	return r.result(kind)
 }
 
-// value returns a result holding v, unless v would make the response larger
-// than the frame limit: then the result is an error.
-func (r *runner) value(v []byte, state schema.CacheState, token uint64) flatbuffers.UOffsetT {
+// nonNil returns b, or an empty slice for an absent field: a command's
+// arguments are never nil.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// result builds the result table of the reply just collected.
+func (r *runner) result(kind schema.OpKind) flatbuffers.UOffsetT {
+	rep := &r.reply
 	b := r.b
-	if int(b.Offset())+len(v) > r.maxFrame {
+	switch {
+	case rep.err != 0:
+		schema.ResultStart(b)
+		schema.ResultAddError(b, rep.err)
+		return schema.ResultEnd(b)
+	case rep.tooLarge:
 		return r.fail(string(errResponseTooLarge))
 	}
-	vec := b.CreateByteVector(v)
-	schema.ResultStart(b)
-	schema.ResultAddValue(b, vec)
-	schema.ResultAddCacheState(b, state)
-	schema.ResultAddToken(b, token)
-	return schema.ResultEnd(b)
+	switch kind {
+	case schema.OpKindGet:
+		if !rep.hasValue {
+			return r.ok()
+		}
+		schema.ResultStart(b)
+		schema.ResultAddValue(b, rep.value)
+		return schema.ResultEnd(b)
+	case schema.OpKindCacheGet:
+		schema.ResultStart(b)
+		if rep.hasValue {
+			schema.ResultAddValue(b, rep.value)
+		}
+		schema.ResultAddCacheState(b, rep.state)
+		if rep.ints > 0 {
+			schema.ResultAddToken(b, uint64(rep.int[0]))
+		}
+		return schema.ResultEnd(b)
+	case schema.OpKindThrottle:
+		if rep.ints != len(rep.int) {
+			return r.fail(errReply)
+		}
+		v := &rep.int
+		schema.ResultStart(b)
+		schema.ResultAddDecision(b, schema.CreateDecision(b, v[0] == 1, v[1], v[2], v[3], v[4]))
+		return schema.ResultEnd(b)
+	}
+	return r.ok() // SET and AUTH: OK
 }
+
+// errReply is the error result of a reply that does not have the shape its
+// command promises; it would be a bug in the node.
+const errReply = "ERR unexpected reply from the command"
 
 // ok returns an empty result: success with nothing to say, or no value.
 // One empty table serves the whole response.
@@ -269,33 +252,70 @@ func (r *runner) fail(msg string) flatbuffers.UOffsetT {
 	return schema.ResultEnd(r.b)
 }
 
-// borrow views b as a string without copying. The node's Go API reads the
-// key during the call and keeps no reference to it (it stores a copy), so
-// the string is never seen after the frame it points into is reused.
-func borrow(b []byte) string {
-	return unsafe.String(unsafe.SliceData(b), len(b))
+// reply is the node.Writer a command replies to. It keeps what the
+// operations' results need and writes the value and the error into the
+// builder as they come, the value straight from the store: GET's bulk
+// string; CACHE.GET's [state, value or nil, token or nil]; RL.TAKE's five
+// integers; an error. The vectors are written before the result table,
+// as FlatBuffers requires.
+type reply struct {
+	b        *flatbuffers.Builder
+	maxFrame int
+
+	value    flatbuffers.UOffsetT
+	hasValue bool
+	tooLarge bool                 // the value would not fit in a frame
+	err      flatbuffers.UOffsetT // the error string, 0 for none
+	state    schema.CacheState
+	int      [5]int64
+	ints     int
 }
 
-// authCommand is the name AUTH runs under.
-var authCommand = []byte("AUTH")
+var _ node.Writer = (*reply)(nil)
 
-// authReply is the node.Writer AUTH replies to: it keeps the error, if any.
-type authReply struct{ err string }
+func (w *reply) Error(msg string) { w.err = w.b.CreateString(msg) }
 
-var _ node.Writer = (*authReply)(nil)
+func (w *reply) Bulk(v []byte) {
+	if int(w.b.Offset())+len(v) > w.maxFrame {
+		w.tooLarge = true
+		return
+	}
+	w.value, w.hasValue = w.b.CreateByteVector(v), true
+}
 
-func (w *authReply) Error(msg string)        { w.err = msg }
-func (w *authReply) SimpleString(string)     {}
-func (w *authReply) Int(int64)               {}
-func (w *authReply) Bulk([]byte)             {}
-func (w *authReply) BulkString(string)       {}
-func (w *authReply) Null()                   {}
-func (w *authReply) NullArray()              {}
-func (w *authReply) Array(int)               {}
-func (w *authReply) Map(int)                 {}
-func (w *authReply) Set(int)                 {}
-func (w *authReply) Double(float64)          {}
-func (w *authReply) Bool(bool)               {}
-func (w *authReply) Verbatim(string, []byte) {}
-func (w *authReply) Push(int)                {}
-func (w *authReply) SetProtocol(int)         {}
+// BulkString is CACHE.GET's state.
+func (w *reply) BulkString(s string) {
+	switch node.CacheState(s) {
+	case node.CacheFresh:
+		w.state = schema.CacheStateFresh
+	case node.CacheStale:
+		w.state = schema.CacheStateStale
+	case node.CacheRevalidate:
+		w.state = schema.CacheStateRevalidate
+	case node.CacheMiss:
+		w.state = schema.CacheStateMiss
+	case node.CacheWait:
+		w.state = schema.CacheStateWait
+	}
+}
+
+func (w *reply) Int(n int64) {
+	if w.ints < len(w.int) {
+		w.int[w.ints] = n
+		w.ints++
+	}
+}
+
+// The rest carry nothing the operations' results need: OK, nil, the array
+// headers, and types these commands do not reply with.
+func (w *reply) SimpleString(string)     {}
+func (w *reply) Null()                   {}
+func (w *reply) NullArray()              {}
+func (w *reply) Array(int)               {}
+func (w *reply) Map(int)                 {}
+func (w *reply) Set(int)                 {}
+func (w *reply) Double(float64)          {}
+func (w *reply) Bool(bool)               {}
+func (w *reply) Verbatim(string, []byte) {}
+func (w *reply) Push(int)                {}
+func (w *reply) SetProtocol(int)         {}

@@ -51,25 +51,33 @@ type Config struct {
 	// largest response it sends, in bytes; DefaultMaxFrame when 0, at most
 	// MaxFrameLimit. Clients must accept responses this large.
 	MaxFrame int
+	// DisableProtectedMode turns protected mode off. Protected mode, as on
+	// the RESP port, refuses clients from other hosts while the default
+	// user has no password.
+	DisableProtectedMode bool
 }
 
 // Server serves a node to FlatBuffers clients. It implements node.Server:
 // attach it with Node.Attach and the node serves and closes it, or call
 // Serve and Close directly.
 type Server struct {
-	node     *node.Node
-	ln       net.Listener
-	log      *slog.Logger
-	maxFrame int
-	closing  atomic.Bool
-	lnClose  sync.Once
+	node      *node.Node
+	ln        net.Listener
+	log       *slog.Logger
+	maxFrame  int
+	protected bool // protected mode is on
+	closing   atomic.Bool
+	lnClose   sync.Once
 
 	mu    sync.Mutex
-	conns map[*conn]struct{} // open connections; len counts against maxclients
+	conns map[*conn]struct{} // open connections
 	wg    sync.WaitGroup     // their goroutines
 }
 
-var _ node.Server = (*Server)(nil)
+var (
+	_ node.Server = (*Server)(nil)
+	_ node.Conn   = (*conn)(nil)
+)
 
 // errMaxFrame is NewServer's error for a MaxFrame out of range.
 var errMaxFrame = errors.New("fb: Config.MaxFrame must be between 0 and MaxFrameLimit")
@@ -99,7 +107,7 @@ func NewServer(n *node.Node, cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{node: n, ln: ln, log: log, maxFrame: maxFrame, conns: make(map[*conn]struct{})}, nil
+	return &Server{node: n, ln: ln, log: log, maxFrame: maxFrame, protected: !cfg.DisableProtectedMode, conns: make(map[*conn]struct{})}, nil
 }
 
 // Addr is the address the server listens on.
@@ -133,17 +141,10 @@ func (s *Server) Serve() error {
 			return nil
 		}
 		c := newConn(s, nc)
-		// Connections on this port count against maxclients on their own:
-		// they are not node clients (CLIENT LIST does not show them).
-		full := len(s.conns) >= s.node.Limits().MaxClients
 		s.conns[c] = struct{}{}
 		s.wg.Add(1)
 		s.mu.Unlock()
-		if full {
-			go c.refuse(node.ErrMaxClients.Error())
-		} else {
-			go c.serve()
-		}
+		go c.serve()
 	}
 }
 

@@ -162,7 +162,7 @@ func TestOperations(t *testing.T) {
 	failed(badCost, "ERR COST is larger than the bucket capacity")
 	failed(badLimit, "ERR LIMIT must be positive")
 	failed(badTTL, "ERR invalid expire time in 'set' command")
-	failed(badLease, errLease)
+	failed(badLease, "ERR LEASE must be positive")
 	failed(noPass, "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?")
 
 	// Reuse: the batch runs a new set of operations.
@@ -376,7 +376,7 @@ func TestAuth(t *testing.T) {
 	b.Get("k")
 	do(t, c, &b)
 	for i := range 2 {
-		if err := b.Result(i).Err(); err == nil || err.Error() != errNoAuth {
+		if err := b.Result(i).Err(); err == nil || err.Error() != "NOAUTH Authentication required." {
 			t.Errorf("before AUTH, result %d: %v", i, err)
 		}
 	}
@@ -565,7 +565,12 @@ func TestResponseSizeLimit(t *testing.T) {
 
 func TestMaxClients(t *testing.T) {
 	n, s := startNode(t, node.Config{Limits: node.Limits{MaxClients: 2}}, Config{})
-	dialClient(t, s, Options{Conns: 2})
+	full := dialClient(t, s, Options{Conns: 2})
+	var b Batch
+	b.Get("k")
+	for range 2 { // a round trip on each connection: both are clients now
+		do(t, full, &b)
+	}
 	nc := rawConn(t, s)
 	if _, msg := responseError(t, nc); msg != node.ErrMaxClients.Error() {
 		t.Errorf("third connection: %q", msg)
@@ -573,15 +578,15 @@ func TestMaxClients(t *testing.T) {
 	expectClosed(t, nc)
 	c, err := DialOptions(s.Addr(), Options{Conns: 1})
 	if err == nil {
-		var b Batch
-		b.Get("k")
 		err = c.Do(context.Background(), &b)
 		c.Close()
 	}
 	if err == nil || err.Error() != node.ErrMaxClients.Error() {
 		t.Errorf("a client over maxclients: %v", err)
 	}
-	_ = n
+	if got, err := n.Do(context.Background(), "INFO", "clients"); err != nil || !strings.Contains(fmt.Sprint(got), "connected_clients:2\r\n") {
+		t.Errorf("INFO clients: %q, %v", got, err)
+	}
 }
 
 func TestIdleTimeout(t *testing.T) {
@@ -728,5 +733,124 @@ func TestFraming(t *testing.T) {
 		if v, _ := r.Result(0).Value(); string(v) != "v" {
 			t.Errorf("response %d: %q", i, v)
 		}
+	}
+}
+
+// TestACL: operations are checked against the user's permissions on the
+// command and the key, as on the RESP port, and deleting the user or
+// CLIENT KILL closes the connection.
+func TestACL(t *testing.T) {
+	n, s := startNode(t, node.Config{RequirePass: "admin"}, Config{})
+	ctx := context.Background()
+	for _, cmd := range [][]any{
+		{"ACL", "SETUSER", "limiter", "on", ">pw", "~rl:*", "+rl.take"},
+		{"SET", "secret", "v"},
+	} {
+		if _, err := n.Do(ctx, cmd...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := dialClient(t, s, Options{User: "limiter", Password: "pw", Conns: 1})
+	var b Batch
+	allowed := b.Throttle("rl:a", node.Limit{Rate: 10, Period: time.Second}, 1)
+	otherKey := b.Throttle("other", node.Limit{Rate: 10, Period: time.Second}, 1)
+	get := b.Get("secret")
+	do(t, c, &b)
+	if err := b.Result(allowed).Err(); err != nil {
+		t.Errorf("RL.TAKE on rl:a: %v", err)
+	}
+	for i, want := range map[int]string{
+		otherKey: "NOPERM this user has no permissions to access one of the keys used as arguments",
+		get:      "NOPERM this user has no permissions to run the 'get' command",
+	} {
+		if err := b.Result(i).Err(); err == nil || err.Error() != want {
+			t.Errorf("result %d: %v, want %q", i, err, want)
+		}
+	}
+
+	if _, err := n.Do(ctx, "ACL", "DELUSER", "limiter"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Do(ctx, &b); err == nil {
+		if err := b.Result(allowed).Err(); err == nil {
+			t.Error("the deleted user's connection still runs operations")
+		}
+	}
+
+	nc := rawConn(t, s)
+	b.Reset()
+	b.auth("", "admin")
+	nc.Write(b.encode(1))
+	if _, r := readResponse(t, nc, 1); r.Result(0).Err() != nil {
+		t.Fatal(r.Result(0).Err())
+	}
+	if _, err := n.Do(ctx, "CLIENT", "KILL", "ADDR", nc.LocalAddr().String()); err != nil {
+		t.Fatal(err)
+	}
+	expectClosed(t, nc)
+}
+
+// remoteListener makes every accepted connection report a client address
+// of another host, to play such a client without leaving this one.
+type remoteListener struct{ net.Listener }
+
+func (l remoteListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return remoteConn{c}, nil
+}
+
+type remoteConn struct{ net.Conn }
+
+func (remoteConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 50000}
+}
+
+func TestProtectedMode(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		node    node.Config
+		cfg     Config
+		refused bool
+	}{
+		{"no password", node.Config{}, Config{}, true},
+		{"password", node.Config{RequirePass: "pw"}, Config{}, false},
+		{"turned off", node.Config{}, Config{DisableProtectedMode: true}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := node.New(node.Config{RequirePass: tc.node.RequirePass, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.cfg.Listener = remoteListener{ln}
+			s, err := NewServer(n, tc.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n.Attach(s)
+			n.Start()
+			defer n.Close(context.Background())
+			nc := rawConn(t, s)
+			var b Batch
+			b.auth("", tc.node.RequirePass)
+			b.Get("k")
+			nc.Write(b.encode(1))
+			if tc.refused {
+				if _, msg := responseError(t, nc); msg != errProtectedMode {
+					t.Errorf("got %q, want the protected-mode error", msg)
+				}
+				expectClosed(t, nc)
+				return
+			}
+			if id, r := readResponse(t, nc, 2); id != 1 || r.Result(1).Err() != nil {
+				t.Errorf("response %d: %v", id, r.Result(1).Err())
+			}
+		})
 	}
 }
