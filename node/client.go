@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -31,12 +32,14 @@ type Client struct {
 	lastCmd atomic.Pointer[Command] // read by CLIENT LIST from other clients
 	ncmd    uint32                  // commands run, for sampling their timing
 
-	proto     int
-	resp3     atomic.Bool // proto == 3, for pushes sent from other goroutines
-	authed    bool
-	user      atomic.Pointer[aclEntry] // the authenticated user; read by ACL DELUSER
-	redirects bool                     // answered with -MOVED rather than forwarded (cluster-aware)
-	peer      bool                     // runs commands forwarded by another node: never routed
+	proto      int
+	resp3      atomic.Bool // proto == 3, for pushes sent from other goroutines
+	authed     bool
+	user       atomic.Pointer[aclEntry] // the authenticated user; read by ACL DELUSER
+	redirects  bool                     // answered with -MOVED rather than forwarded (cluster-aware)
+	peer       bool                     // runs commands forwarded by another node: never routed
+	ctx        context.Context          // bounds forwarding; the caller's for Do, nil for network clients
+	forwardErr error                    // why the last forward failed, wrapped into Do's error
 
 	replyOff bool // CLIENT REPLY OFF
 	skipNext bool // CLIENT REPLY SKIP: silence the next command

@@ -118,7 +118,11 @@ func (c *Client) moved(slot uint16, owner string) {
 // whose own table disagrees (tables changing) answers not-owner; the command
 // is then retried once against the table now in force.
 func (c *Client) forward(owner string, slot uint16, args [][]byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	parent := c.ctx
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(parent, forwardTimeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
 		err := c.n.cluster.Forward(ctx, owner, args, c.w)
@@ -136,6 +140,7 @@ func (c *Client) forward(owner string, slot uint16, args [][]byte) {
 			}
 		}
 		c.n.stats.forwardErrors.Add(1)
+		c.forwardErr = err
 		c.err("TRYAGAIN forwarding to the slot's owner failed: " + err.Error())
 		return
 	}

@@ -44,8 +44,13 @@ func (n *Node) Do(ctx context.Context, args ...any) (any, error) {
 	}()
 	var w valueWriter
 	w.proto = 3
+	c.ctx = ctx
 	c.Exec(&w, argv)
+	c.ctx = nil
 	if e, ok := w.result.(Error); ok {
+		if c.forwardErr != nil {
+			return nil, fmt.Errorf("%w: %w", e, c.forwardErr)
+		}
 		return nil, e
 	}
 	return w.result, nil
@@ -78,6 +83,7 @@ func (c *Client) reset() {
 	c.unwatch()
 	c.replyOff, c.skipNext = false, false
 	c.killed.Store(false)
+	c.forwardErr = nil
 }
 
 func toArg(a any) ([]byte, error) {

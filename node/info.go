@@ -206,7 +206,22 @@ func (n *Node) infoErrorStats(b []byte) []byte {
 }
 
 func (n *Node) infoCluster(b []byte) []byte {
-	return fieldInt(b, "cluster_enabled", 0)
+	if n.cluster == nil {
+		return fieldInt(b, "cluster_enabled", 0)
+	}
+	st := n.cluster.Status()
+	b = fieldInt(b, "cluster_enabled", 1)
+	b = fieldInt(b, "cluster_known_nodes", int64(len(n.cluster.Members())))
+	b = fieldInt(b, "cluster_current_epoch", int64(st.Epoch))
+	b = field(b, "cluster_leader", st.Leader)
+	b = field(b, "cluster_raft_state", strings.ToLower(st.RaftState))
+	quorum := "no"
+	if st.HasQuorum {
+		quorum = "yes"
+	}
+	b = field(b, "cluster_quorum", quorum)
+	b = fieldInt(b, "cluster_forwarded_commands", n.stats.forwarded.Load())
+	return fieldInt(b, "cluster_forward_errors", n.stats.forwardErrors.Load())
 }
 
 func (n *Node) infoKeyspace(b []byte) []byte {

@@ -30,9 +30,23 @@ var (
 	descMisses     = prometheus.NewDesc("sluice_keyspace_misses_total", "Reads that did not find their key.", nil, nil)
 	descClients    = prometheus.NewDesc("sluice_connected_clients", "Client connections open now.", nil, nil)
 	descConns      = prometheus.NewDesc("sluice_connections_total", "Client connections accepted.", nil, nil)
+	descForwarded  = prometheus.NewDesc("sluice_forwarded_commands_total", "Commands run on their slot's owner for a client of this node.", nil, nil)
+	descForwardErr = prometheus.NewDesc("sluice_forward_errors_total", "Forwarded commands that failed to reach their owner.", nil, nil)
+	descMembers    = prometheus.NewDesc("sluice_cluster_members", "Cluster members by state (alive, suspect, dead, left).", []string{"state"}, nil)
+	descEpoch      = prometheus.NewDesc("sluice_cluster_epoch", "Epoch of the slot table this node serves.", nil, nil)
+	descQuorum     = prometheus.NewDesc("sluice_cluster_quorum", "1 while this node's side of the cluster has a raft quorum.", nil, nil)
+	descLeader     = prometheus.NewDesc("sluice_cluster_leader", "1 while this node is the raft leader.", nil, nil)
+	descOwned      = prometheus.NewDesc("sluice_cluster_owned_slots", "Slots this node owns in the table it serves.", nil, nil)
 	descRate       = prometheus.NewDesc("sluice_ratelimit_decisions_total", "Rate-limit decisions, by command and result (allowed, limited).", []string{"command", "result"}, nil)
 	descRejectConn = prometheus.NewDesc("sluice_connections_rejected_total", "Client connections refused by maxclients.", nil, nil)
 )
+
+func boolGauge(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // Describe describes nothing: an unchecked collector.
 func (c *collector) Describe(chan<- *prometheus.Desc) {}
@@ -67,6 +81,24 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descClients, int64(n.clientCount()))
 	counter(descConns, n.stats.totalConns.Load())
 	counter(descRejectConn, n.stats.rejectedConns.Load())
+	if cl := n.cluster; cl != nil {
+		counter(descForwarded, n.stats.forwarded.Load())
+		counter(descForwardErr, n.stats.forwardErrors.Load())
+		st := cl.Status()
+		states := map[string]int64{}
+		for _, m := range cl.Members() {
+			states[m.State.String()]++
+		}
+		for _, s := range []string{"alive", "suspect", "dead", "left"} {
+			ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(states[s]), s)
+		}
+		gauge(descEpoch, int64(st.Epoch))
+		gauge(descQuorum, boolGauge(st.HasQuorum))
+		gauge(descLeader, boolGauge(st.Leader == n.id))
+		if t := cl.Table(); t != nil {
+			gauge(descOwned, int64(len(t.SlotsOf(n.id))))
+		}
+	}
 	for _, r := range []struct {
 		cmd    string
 		counts *[2]atomic.Int64

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -16,6 +17,10 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/node/cluster"
+	"github.com/sluicedb/sluice/wire/resp"
 )
 
 // Multi-process cluster tests: real sluice binaries on loopback, joined by
@@ -320,6 +325,36 @@ func TestClusterOfProcesses(t *testing.T) {
 		t.Logf("GET through the owner %v, through a non-owner %v (%.2fx)", direct, via, float64(via)/float64(direct))
 	})
 
+	t.Run("an embedded node joins the processes", func(t *testing.T) {
+		n, err := node.New(node.Config{NodeName: "embedded", Logger: discardLogger(), Cluster: &cluster.Config{BindAddr: "127.0.0.1", Join: []string{a.gossip}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// It owns slots, and cluster clients dial owners, so it serves RESP too.
+		srv, err := resp.New(n, resp.Config{Addr: "127.0.0.1:0"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Attach(srv)
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitConverged(t, nodes, 4)
+		for i := range 200 {
+			key := "embedded:" + strconv.Itoa(i)
+			if err := n.Set(ctx, key, []byte(key), 0); err != nil {
+				t.Fatal(err)
+			}
+			if v, err := cc.Get(ctx, key).Result(); err != nil || v != key {
+				t.Fatalf("%s written in-process, read by ClusterClient: %q %v", key, v, err)
+			}
+		}
+		if err := n.Close(ctx); err != nil {
+			t.Fatalf("closing the embedded node: %v", err)
+		}
+		waitConverged(t, nodes, 3)
+	})
+
 	t.Run("a fourth node joins and a node leaves", func(t *testing.T) {
 		joinStart := time.Now()
 		d := startClusterNode(t, "node-d", b.gossip)
@@ -389,3 +424,6 @@ func ownedSlots(t *testing.T, addr, id string) []int {
 	}
 	return out
 }
+
+// discardLogger keeps an in-process node quiet.
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
