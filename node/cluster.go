@@ -114,9 +114,10 @@ func (c *Client) moved(slot uint16, owner string) {
 	c.err("MOVED " + strconv.Itoa(int(slot)) + " " + addr)
 }
 
-// forward runs the command on its owner and relays the reply. An owner
-// whose own table disagrees (tables changing) answers not-owner; the command
-// is then retried once against the table now in force.
+// forward runs the command on its owner and relays the reply. While tables
+// change, the owner this node names may already have given the slot away and
+// answers not-owner; the command then waits (up to tableWait) for this node
+// to apply a newer table and goes to the owner that one names.
 func (c *Client) forward(owner string, slot uint16, args [][]byte) {
 	parent := c.ctx
 	if parent == nil {
@@ -124,15 +125,15 @@ func (c *Client) forward(owner string, slot uint16, args [][]byte) {
 	}
 	ctx, cancel := context.WithTimeout(parent, forwardTimeout)
 	defer cancel()
-	for attempt := 0; ; attempt++ {
+	for {
 		err := c.n.cluster.Forward(ctx, owner, args, c.w)
 		if err == nil {
 			c.n.stats.forwarded.Add(1)
 			return
 		}
-		if err == cluster.ErrNotOwner && attempt == 0 {
-			if t := c.n.cluster.Table(); t != nil && t.Owner(slot) != owner {
-				if owner = t.Owner(slot); owner == c.n.id {
+		if err == cluster.ErrNotOwner {
+			if next, ok := c.n.nextOwner(ctx, slot, owner); ok {
+				if owner = next; owner == c.n.id {
 					c.call(commands[string(appendLower(c.lower[:0], args[0]))], args)
 					return
 				}
@@ -143,6 +144,26 @@ func (c *Client) forward(owner string, slot uint16, args [][]byte) {
 		c.forwardErr = err
 		c.err("TRYAGAIN forwarding to the slot's owner failed: " + err.Error())
 		return
+	}
+}
+
+// tableWait bounds how long a forwarded command waits for a newer table.
+const tableWait = 2 * time.Second
+
+// nextOwner waits until this node's table names an owner of slot other than
+// stale, and returns it; false when none comes within tableWait or ctx.
+func (n *Node) nextOwner(ctx context.Context, slot uint16, stale string) (string, bool) {
+	deadline := time.Now().Add(tableWait)
+	for {
+		if t := n.cluster.Table(); t != nil && t.Owner(slot) != stale {
+			return t.Owner(slot), true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return "", false
+		}
+		// Tables are applied by raft on its own goroutine; a short poll
+		// keeps this free of a subscription per waiting command.
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 

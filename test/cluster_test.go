@@ -339,7 +339,18 @@ func TestClusterOfProcesses(t *testing.T) {
 		if err := n.Start(); err != nil {
 			t.Fatal(err)
 		}
+		closed := false
+		t.Cleanup(func() {
+			if !closed {
+				_ = n.Close(context.Background())
+			}
+		})
 		waitConverged(t, nodes, 4)
+		for deadline := time.Now().Add(30 * time.Second); len(n.Cluster().Table().Members()) != 4; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("the embedded node never served the table with all 4 members")
+			}
+		}
 		for i := range 200 {
 			key := "embedded:" + strconv.Itoa(i)
 			if err := n.Set(ctx, key, []byte(key), 0); err != nil {
@@ -349,6 +360,7 @@ func TestClusterOfProcesses(t *testing.T) {
 				t.Fatalf("%s written in-process, read by ClusterClient: %q %v", key, v, err)
 			}
 		}
+		closed = true
 		if err := n.Close(ctx); err != nil {
 			t.Fatalf("closing the embedded node: %v", err)
 		}
