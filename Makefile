@@ -24,7 +24,7 @@ help:
 	@echo 'make test    install missing test tools (Debian: redis-server, redis-tools, gcc), go vet, go test -race'
 	@echo 'make lint    gofmt, go vet, staticcheck'
 	@echo 'make fuzz    run every fuzz target for FUZZTIME (default $(FUZZTIME))'
-	@echo 'make bench   Sluice and Redis side by side (about 7 min): writes bench/results/latest.md and .svg'
+	@echo 'make bench   Sluice and Redis side by side (about 6 min): writes bench/results/latest.md and .svg'
 	@echo 'make bench-quick  a one-minute smoke test of the same: bench/results/quick.md'
 	@echo 'make bench-go     go test -bench with -benchmem (BENCH=regexp, BENCHTIME=$(BENCHTIME))'
 	@echo 'make clean   remove bin/'

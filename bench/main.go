@@ -1,5 +1,5 @@
 // Command bench measures Sluice side by side with Redis on this machine and
-// writes the report: `make bench` (about 7 minutes on 2 cores) or `make
+// writes the report: `make bench` (about 6 minutes on 2 cores) or `make
 // bench-quick` (about a minute, a smoke test of the harness), from the
 // module's root.
 //
