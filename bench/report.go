@@ -67,11 +67,11 @@ func (r *report) rows() []row {
 		}
 		var why []string
 		if ratio < t.min {
-			why = append(why, fmt.Sprintf("throughput %.0f%% short", 100*(1-ratio/t.min)))
+			why = append(why, "throughput "+percent(1-ratio/t.min)+" short")
 		}
 		if t.p99 {
 			if p99 > 1 {
-				why = append(why, fmt.Sprintf("p99 %.0f%% higher", 100*(p99-1)))
+				why = append(why, "p99 "+percent(p99-1)+" higher")
 			} else {
 				why = append(why, fmt.Sprintf("p99 %.2f×", p99))
 			}
@@ -133,6 +133,14 @@ func (r *report) rows() []row {
 		rows = append(rows, row)
 	}
 	return rows
+}
+
+// percent writes a fraction as a whole percentage, or to a tenth under 1%.
+func percent(f float64) string {
+	if f < 0.01 {
+		return strconv.FormatFloat(100*f, 'f', 1, 64) + "%"
+	}
+	return strconv.FormatFloat(100*f, 'f', 0, 64) + "%"
 }
 
 func verdict(met bool, why []string) string {
