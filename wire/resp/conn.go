@@ -192,9 +192,10 @@ func (c *conn) serve() {
 }
 
 // hangUp closes the connection once its output is finished. After a last
-// reply it lingers first, so that the reply is not lost to a reset.
+// reply, and on shutdown, it lingers first: closing a socket with unread
+// input resets it, and the reset destroys replies the client has not read yet.
 func (c *conn) hangUp(why end) {
-	if why == endLast || why == endProtocol {
+	if why == endLast || why == endProtocol || why == endShutdown {
 		c.linger()
 	}
 	c.nc.Close()
@@ -513,7 +514,7 @@ func (c *conn) finish(why end) {
 // read the last reply.
 func (c *conn) linger() {
 	tc, ok := c.nc.(interface{ CloseWrite() error })
-	if !ok || c.isStopping() || tc.CloseWrite() != nil {
+	if !ok || tc.CloseWrite() != nil {
 		return
 	}
 	c.nc.SetReadDeadline(time.Now().Add(lingerTimeout))

@@ -534,6 +534,34 @@ func TestCloseDrains(t *testing.T) {
 	if got := c.read(); got != ":1\r\n" {
 		t.Fatalf("first INCR: %q", got)
 	}
+	// The client keeps reading while the server closes, as a live client
+	// does: a client that stops reading during the drain is dropped after a
+	// second without progress, and its replies with it.
+	type result struct {
+		replies int
+		err     error
+	}
+	read := make(chan result, 1)
+	go func() {
+		replies := 1
+		for {
+			c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			got, err := readReply(c.r)
+			if err != nil {
+				if isTimeout(err) {
+					read <- result{replies, errors.New("connection left open")}
+				} else {
+					read <- result{replies, nil}
+				}
+				return
+			}
+			replies++
+			if want := ":" + strconv.Itoa(replies) + "\r\n"; got != want {
+				read <- result{replies, fmt.Errorf("reply %d: %q", replies, got)}
+				return
+			}
+		}
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -546,21 +574,11 @@ func TestCloseDrains(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve: %v", err)
 	}
-	replies := 1
-	for {
-		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-		got, err := readReply(c.r)
-		if err != nil {
-			if isTimeout(err) {
-				t.Fatal("connection left open")
-			}
-			break
-		}
-		replies++
-		if want := ":" + strconv.Itoa(replies) + "\r\n"; got != want {
-			t.Fatalf("reply %d: %q", replies, got)
-		}
+	r := <-read
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
+	replies := r.replies
 	ran, err := n.Do(ctx, "GET", "counter")
 	if err != nil {
 		t.Fatal(err)
