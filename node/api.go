@@ -76,13 +76,13 @@ func (n *Node) AppendValue(ctx context.Context, dst []byte, key string) ([]byte,
 	n.store.Open(&h, keyBytes(key), nil)
 	defer h.Close()
 	if !h.Exists() {
-		n.stats.misses.Add(1)
+		n.stats.misses.Add(0, 1)
 		return dst, false, nil
 	}
 	if h.Kind() != store.KindString {
 		return dst, false, ErrWrongType
 	}
-	n.stats.hits.Add(1)
+	n.stats.hits.Add(0, 1)
 	return append(dst, h.Value()...), true, nil
 }
 

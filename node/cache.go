@@ -135,10 +135,10 @@ func cmdCacheGet(c *Client, args [][]byte) {
 	c.w.Array(3)
 	c.w.BulkString(string(state))
 	if state == CacheMiss || state == CacheWait {
-		c.n.stats.misses.Add(1)
+		c.n.stats.misses.Add(c.id, 1)
 		c.w.Null()
 	} else {
-		c.n.stats.hits.Add(1)
+		c.n.stats.hits.Add(c.id, 1)
 		c.w.Bulk(h.Value())
 	}
 	if token == 0 {

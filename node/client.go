@@ -30,6 +30,7 @@ type Client struct {
 	libName string
 	libVer  string
 	lastCmd atomic.Pointer[Command] // read by CLIENT LIST from other clients
+	looked  *Command                // the last top-level command looked up, to skip the map when it repeats
 	ncmd    uint32                  // commands run, for sampling their timing
 
 	proto      int
@@ -170,8 +171,14 @@ func (c *Client) Exec(w Writer, args [][]byte) (closeConn bool) {
 // lookup finds the command (or subcommand) and checks its arity, replying
 // with Redis's errors when either is wrong.
 func (c *Client) lookup(args [][]byte) (*Command, bool) {
-	c.lower = appendLower(c.lower[:0], args[0])
-	cmd := commands[string(c.lower)]
+	// Clients tend to repeat a command: compare with the last one before
+	// lowering the name and hashing it into the table.
+	cmd := c.looked
+	if cmd == nil || !eqFold(args[0], cmd.Name) {
+		c.lower = appendLower(c.lower[:0], args[0])
+		cmd = commands[string(c.lower)]
+		c.looked = cmd
+	}
 	if cmd == nil {
 		msg := unknownCommandError(args)
 		c.n.stats.errorReply(msg)
@@ -235,7 +242,9 @@ func (c *Client) call(cmd *Command, args [][]byte) {
 		took = time.Since(start)
 	}
 	c.n.stats.record(cmd, took, timed, c.failed)
-	c.lastCmd.Store(cmd)
+	if c.lastCmd.Load() != cmd {
+		c.lastCmd.Store(cmd)
+	}
 }
 
 // recoverPanic turns a handler's panic into an error reply, so one bad

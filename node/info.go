@@ -153,7 +153,7 @@ func (n *Node) infoPersistence(b []byte) []byte {
 func (n *Node) infoStats(b []byte) []byte {
 	st := n.store.Stats()
 	b = fieldInt(b, "total_connections_received", n.stats.totalConns.Load())
-	b = fieldInt(b, "total_commands_processed", n.stats.commands.Load())
+	b = fieldInt(b, "total_commands_processed", n.stats.commands())
 	b = fieldInt(b, "instantaneous_ops_per_sec", n.stats.opsPerSec())
 	b = fieldInt(b, "rejected_connections", n.stats.rejectedConns.Load())
 	b = fieldInt(b, "expired_keys", st.Expired)

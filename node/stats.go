@@ -14,9 +14,8 @@ import (
 type stats struct {
 	totalConns    atomic.Int64
 	rejectedConns atomic.Int64
-	hits          atomic.Int64
-	misses        atomic.Int64
-	commands      atomic.Int64
+	hits          stripedCounter
+	misses        stripedCounter
 	errorReplies  atomic.Int64
 	forwarded     atomic.Int64 // commands run on their owner for a client here
 	forwardErrors atomic.Int64
@@ -52,7 +51,7 @@ func (s *stats) peakMemory(used int64) int64 {
 func (s *stats) opsPerSec() int64 {
 	s.opsMu.Lock()
 	defer s.opsMu.Unlock()
-	now, total := time.Now(), s.commands.Load()
+	now, total := time.Now(), s.commands()
 	if d := now.Sub(s.opsAt); d >= time.Second {
 		if !s.opsAt.IsZero() {
 			s.opsRate = int64(float64(total-s.opsSeen) / d.Seconds())
@@ -105,9 +104,45 @@ func (s *stats) record(cmd *Command, d time.Duration, timed, failed bool) {
 		cs.usec.Add(d.Microseconds() * timingSample)
 		cs.latency.Observe(d.Seconds())
 	}
-	s.commands.Add(1)
 	if failed {
 		cs.failed.Add(1)
+	}
+}
+
+// commands is the number of commands processed, the sum of the per-command
+// counts (one shared counter more on every command would cost contention).
+func (s *stats) commands() int64 {
+	var total int64
+	for _, cs := range s.perCmd {
+		total += cs.calls.Load()
+	}
+	return total
+}
+
+// stripedCounter is a counter that many goroutines add to without sharing a
+// cache line: each adds to the stripe of its client, readers sum them.
+type stripedCounter struct {
+	stripes [8]struct {
+		n atomic.Int64
+		_ [56]byte // one stripe per cache line
+	}
+}
+
+// Add adds d to the stripe of client id.
+func (c *stripedCounter) Add(id int64, d int64) { c.stripes[id&7].n.Add(d) }
+
+// Load returns the total.
+func (c *stripedCounter) Load() int64 {
+	var t int64
+	for i := range c.stripes {
+		t += c.stripes[i].n.Load()
+	}
+	return t
+}
+
+func (c *stripedCounter) reset() {
+	for i := range c.stripes {
+		c.stripes[i].n.Store(0)
 	}
 }
 
@@ -126,9 +161,8 @@ func (s *stats) reset() {
 	}
 	s.totalConns.Store(0)
 	s.rejectedConns.Store(0)
-	s.hits.Store(0)
-	s.misses.Store(0)
-	s.commands.Store(0)
+	s.hits.reset()
+	s.misses.reset()
 	s.errorReplies.Store(0)
 	s.errMu.Lock()
 	clear(s.errors)

@@ -82,14 +82,14 @@ func cmdGet(c *Client, args [][]byte) {
 // replyValue writes a string key's value, nil when absent, WRONGTYPE otherwise.
 func (c *Client) replyValue(h *store.Handle) {
 	if !h.Exists() {
-		c.n.stats.misses.Add(1)
+		c.n.stats.misses.Add(c.id, 1)
 		c.w.Null()
 		return
 	}
 	if !c.checkString(h) {
 		return
 	}
-	c.n.stats.hits.Add(1)
+	c.n.stats.hits.Add(c.id, 1)
 	c.w.Bulk(h.Value())
 }
 
@@ -326,10 +326,10 @@ func cmdMGet(c *Client, args [][]byte) {
 		var h store.Handle
 		c.open(&h, key)
 		if h.Exists() && h.Kind() == store.KindString {
-			c.n.stats.hits.Add(1)
+			c.n.stats.hits.Add(c.id, 1)
 			c.w.Bulk(h.Value())
 		} else {
-			c.n.stats.misses.Add(1)
+			c.n.stats.misses.Add(c.id, 1)
 			c.w.Null()
 		}
 		h.Close()
