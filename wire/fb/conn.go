@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/wire/internal/protected"
 )
 
 // Tuning of a server connection's buffers.
@@ -90,7 +91,7 @@ func (c *conn) serve() {
 		return // the node is closed
 	}
 	defer sess.Disconnect()
-	if c.s.protected && c.s.node.DefaultUserNoPass() && !isLocal(c.nc.RemoteAddr()) {
+	if protected.Refuses(c.s.node, c.s.protected, c.nc.RemoteAddr()) {
 		c.s.log.Debug("fb: client refused by protected mode", "client", c.nc.RemoteAddr().String())
 		c.refuse(errProtectedMode)
 		return

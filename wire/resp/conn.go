@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/wire/internal/protected"
 )
 
 // Tuning of a connection's output.
@@ -211,7 +212,7 @@ func (c *conn) admit(client *node.Client) (end, bool) {
 		}
 	}
 	// Redis's condition: the default user has no password.
-	if c.s.protected && c.s.node.DefaultUserNoPass() && !isLocal(c.raw.RemoteAddr()) {
+	if protected.Refuses(c.s.node, c.s.protected, c.raw.RemoteAddr()) {
 		c.s.log.Debug("resp: client refused by protected mode", "client", c.raw.RemoteAddr().String())
 		c.w.Error(errProtectedMode)
 		return endLast, false

@@ -1,10 +1,5 @@
 package resp
 
-import (
-	"net"
-	"net/netip"
-)
-
 // errProtectedMode is Redis 7.0's reply to a client refused by protected
 // mode (clientAcceptHandler in networking.c), byte for byte: clients and
 // operators search for it. Its advice names Redis's own switches; here
@@ -28,22 +23,3 @@ const errProtectedMode = "DENIED Redis is running in protected mode because prot
 	"4) Setup a an authentication password for the default user. " +
 	"NOTE: You only need to do one of the above things in order for " +
 	"the server to start accepting connections from the outside."
-
-// isLocal reports whether a client's address is on this host's loopback
-// interface, where protected mode lets it in. Redis compares the address
-// text with "127.0.0.1" and "::1"; this takes the whole of 127.0.0.0/8,
-// which cannot come from another host either, and IPv4 addresses as a
-// dual-stack listener reports them (::ffff:127.0.0.1). An address that is
-// not IP (a Unix socket, an in-memory pipe given as Config.Listener) is
-// local, as Redis treats Unix sockets.
-func isLocal(a net.Addr) bool {
-	var ip netip.Addr
-	if tcp, ok := a.(*net.TCPAddr); ok {
-		ip = tcp.AddrPort().Addr()
-	} else if ap, err := netip.ParseAddrPort(a.String()); err == nil {
-		ip = ap.Addr()
-	} else {
-		return true
-	}
-	return ip.Unmap().IsLoopback()
-}
