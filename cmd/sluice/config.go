@@ -44,6 +44,7 @@ type options struct {
 	replicas      int
 	redirect      string
 	gossipKey     []byte
+	clusterSecret []byte
 	aclFile       string
 	tlsPort       int
 	tlsCert       string
@@ -166,6 +167,20 @@ var optionTable = []option{
 				return fmt.Errorf("want 16, 24 or 32 bytes in base64")
 			}
 			o.gossipKey = k
+			return nil
+		}},
+	{"cluster-secret", "", "shared secret authenticating the cluster port between nodes (base64, 16+ bytes); empty: no authentication, for private networks only",
+		func(o *options, v string) error {
+			o.clusterSecret = nil
+			if v == "" {
+				return nil
+			}
+			// The error never quotes v: it is a secret.
+			k, err := base64.StdEncoding.DecodeString(v)
+			if err != nil || len(k) < 16 {
+				return fmt.Errorf("want 16 or more bytes in base64")
+			}
+			o.clusterSecret = k
 			return nil
 		}},
 	{"aclfile", "", "ACL users file in Redis's format (user <name> <rules>), loaded at start; ACL LOAD and ACL SAVE use it",

@@ -81,6 +81,9 @@ log-format json
 			o.port = 5
 		}},
 		{"the last flag wins", []string{"--port", "5", "--port", "6"}, nil, func(o *options) { o.port = 6 }},
+		{"cluster secret from the environment", nil, []string{"SLUICE_CLUSTER_SECRET=MDEyMzQ1Njc4OWFiY2RlZg=="}, func(o *options) {
+			o.clusterSecret = []byte("0123456789abcdef")
+		}},
 		{"every option", []string{
 			"--bind", "::1", "--port", "7000", "--fb-port", "0", "--admin-port", "0", "--node-name", "n1",
 			"--maxmemory", "1gb", "--maxmemory-policy", "noeviction", "--requirepass", "pw",
@@ -141,6 +144,8 @@ func TestLoadOptionsErrors(t *testing.T) {
 		{"empty bind", []string{"--bind", ""}, nil, "", `--bind: "": want an IP address or a host name`},
 		{"bad policy", []string{"--maxmemory-policy", "lru"}, nil, "", "--maxmemory-policy: "},
 		{"zero maxclients", []string{"--maxclients", "0"}, nil, "", `--maxclients: "0": want a whole number from 1`},
+		{"short cluster secret", []string{"--cluster-secret", "c2hvcnQgc2VjcmV0"}, nil, "", "--cluster-secret: want 16 or more bytes in base64"},
+		{"cluster secret not base64", nil, nil, "cluster-secret hunter2-hunter2-hunter2\n", "sluice.conf:1: cluster-secret: want 16 or more bytes in base64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := tc.args
@@ -150,6 +155,9 @@ func TestLoadOptionsErrors(t *testing.T) {
 			_, _, err := loadOptions(args, tc.environ)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want one containing %q", err, tc.want)
+			}
+			if err != nil && strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("err = %v quotes the secret", err)
 			}
 		})
 	}

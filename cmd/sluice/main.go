@@ -99,6 +99,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 			DataDir:       o.dataDir,
 			Replicas:      o.replicas,
 			GossipKey:     o.gossipKey,
+			ClusterSecret: o.clusterSecret,
 		},
 		Limits: node.Limits{
 			MaxClients:      o.maxClients,

@@ -47,8 +47,20 @@ type Config struct {
 	// Meta is what this node advertises to clients through the table.
 	Meta Meta
 	// GossipKey encrypts gossip with AES-GCM when set (16, 24 or 32
-	// bytes); every member must use the same key.
+	// bytes); every member must use the same key. Empty with ClusterSecret
+	// set means a key derived from ClusterSecret.
 	GossipKey []byte
+	// ClusterSecret, when set, authenticates every connection to the
+	// cluster port, raft's and Forward's, with a mutual HMAC-SHA256
+	// handshake (see auth.go): a process that lacks it can neither join
+	// raft nor send or receive commands. Every member must use the same
+	// secret; 16 bytes or more of randomness. Unless GossipKey is set,
+	// gossip is encrypted with a key derived from it, so a process without
+	// it cannot join gossip either (and take slots it could not serve).
+	// Empty means no handshake: anyone who reaches the cluster port is a
+	// peer, which is for private networks only. The handshake does not
+	// encrypt the traffic that follows.
+	ClusterSecret []byte
 	// Logger receives the cluster's logs, memberlist's and raft's
 	// included. nil means slog.Default().
 	Logger *slog.Logger

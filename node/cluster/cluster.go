@@ -27,6 +27,7 @@ type Cluster struct {
 	log       *slog.Logger
 	timing    Timing
 	net       Network
+	secret    []byte // Config.ClusterSecret: the cluster port's handshake
 	handler   Handler
 	replicas  int
 	peerConns int
@@ -115,6 +116,7 @@ func start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 		log:        logger,
 		timing:     cfg.Timing.withDefaults(),
 		net:        network,
+		secret:     slices.Clone(cfg.ClusterSecret),
 		handler:    h,
 		replicas:   cfg.Replicas,
 		dataDir:    cfg.DataDir,
@@ -208,7 +210,7 @@ func (c *Cluster) open(cfg Config) error {
 	mc.Delegate = delegate{c}
 	mc.Events = delegate{c}
 	mc.Logger = newGossipLogger(c.log)
-	mc.SecretKey = cfg.GossipKey
+	mc.SecretKey = gossipKey(cfg)
 	mc.ProbeInterval = c.timing.ProbeInterval
 	mc.ProbeTimeout = c.timing.ProbeTimeout
 	mc.GossipInterval = c.timing.GossipInterval
@@ -230,7 +232,7 @@ func (c *Cluster) openRaft(cfg Config) error {
 	if c.stores, err = openStores(cfg.DataDir, rlog.StandardWriter(nil)); err != nil {
 		return err
 	}
-	c.stream = newStreamLayer(c.net, tcpAddr(c.me.ClusterAddr))
+	c.stream = newStreamLayer(c.net, c.secret, tcpAddr(c.me.ClusterAddr))
 	c.wg.Add(1)
 	go c.serveClusterPort()
 	c.trans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{

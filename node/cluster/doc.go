@@ -39,7 +39,13 @@
 // # The cluster port
 //
 // One TCP port carries several protocols; a dialer's first byte chooses:
-// 'r' for raft's NetworkTransport, 'p' for the peer protocol. The peer
+// 'r' for raft's NetworkTransport, 'p' for the peer protocol. With
+// Config.ClusterSecret, a mutual HMAC-SHA256 handshake (auth.go) comes
+// before that byte on every connection, in the one dialer and the one
+// accept loop that raft and Forward share, so neither can skip it; a
+// connection that fails it, or takes longer than a few seconds, is closed
+// and logged. Without a secret anyone who reaches the port is a peer, which
+// suits private networks only. The peer
 // protocol is frames in both directions,
 //
 //	type:1 | id:4 | length:4 | payload

@@ -10,8 +10,8 @@ import (
 
 // startLoopback starts n nodes on 127.0.0.1 with real sockets (memberlist's
 // UDP and TCP transport, raft's TCP transport), every port picked free by
-// the kernel.
-func startLoopback(tb testing.TB, n int, logs *syncBuffer) []*testNode {
+// the kernel. secret is every node's ClusterSecret.
+func startLoopback(tb testing.TB, n int, logs *syncBuffer, secret []byte) []*testNode {
 	tb.Helper()
 	var nodes []*testNode
 	tb.Cleanup(func() {
@@ -28,6 +28,8 @@ func startLoopback(tb testing.TB, n int, logs *syncBuffer) []*testNode {
 			Meta:     Meta{RESPAddr: "127.0.0.1:6379"},
 			Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo})).With("at", name),
 			Timing:   FastTiming(),
+
+			ClusterSecret: secret,
 		}
 		if i > 0 {
 			cfg.Join = []string{nodes[0].c.Self().GossipAddr}
@@ -53,7 +55,7 @@ func TestLoopback(t *testing.T) {
 		}
 	})
 	start := time.Now()
-	nodes := startLoopback(t, 3, logs)
+	nodes := startLoopback(t, 3, logs, nil)
 	_, d := waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3")
 	t.Logf("loopback: 3 nodes started and converged in %v (%v after the last Start)", time.Since(start).Round(time.Millisecond), d.Round(time.Millisecond))
 	for _, n := range nodes {
@@ -78,7 +80,7 @@ func TestLoopback(t *testing.T) {
 // TCP on loopback, with many in flight (b.RunParallel) on the pooled
 // connections.
 func BenchmarkForwardLoopback(b *testing.B) {
-	nodes := startLoopback(b, 2, &syncBuffer{})
+	nodes := startLoopback(b, 2, &syncBuffer{}, nil)
 	waitConverged(b, 10*time.Second, nodes, "n1", "n2")
 	c := nodes[0].c
 	args := [][]byte{[]byte("echo"), make([]byte, 64)}

@@ -11,8 +11,9 @@ import (
 )
 
 // The cluster port carries several protocols on one listener: a dialer's
-// first byte says which. Unknown bytes close the connection, so a stray
-// client (redis-cli on the wrong port) costs nothing.
+// first byte says which (after the handshake of auth.go, when the cluster
+// has a secret). Unknown bytes close the connection, so a stray client
+// (redis-cli on the wrong port) costs nothing.
 const (
 	// protoRaft is raft's NetworkTransport (msgpack RPCs).
 	protoRaft byte = 'r'
@@ -20,10 +21,6 @@ const (
 	// issue 8's replication and hand-off extend with message types.
 	protoPeer byte = 'p'
 )
-
-// handshakeTimeout bounds how long an accepted connection may take to send
-// its protocol byte.
-const handshakeTimeout = 5 * time.Second
 
 // serveClusterPort accepts on the cluster port and hands each connection
 // to the protocol its first byte names.
@@ -46,12 +43,17 @@ func (c *Cluster) serveClusterPort() {
 func (c *Cluster) route(conn net.Conn) {
 	defer c.wg.Done()
 	var b [1]byte
-	_ = conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
+	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	if err := authenticateAccepted(conn, c.secret); err != nil {
+		c.log.Warn("cluster port: handshake failed, closing", "from", conn.RemoteAddr().String(), "err", err)
+		c.untrack(conn)
+		return
+	}
 	if _, err := io.ReadFull(conn, b[:]); err != nil {
 		c.untrack(conn)
 		return
 	}
-	_ = conn.SetReadDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	switch b[0] {
 	case protoRaft:
 		c.forget(conn) // raft's transport owns it now
@@ -70,14 +72,15 @@ func (c *Cluster) route(conn net.Conn) {
 // chose protoRaft, and dials that choose it.
 type streamLayer struct {
 	net       Network
+	secret    []byte // Config.ClusterSecret
 	advertise net.Addr
 	conns     chan net.Conn
 	done      chan struct{}
 	once      sync.Once
 }
 
-func newStreamLayer(n Network, advertise net.Addr) *streamLayer {
-	return &streamLayer{net: n, advertise: advertise, conns: make(chan net.Conn), done: make(chan struct{})}
+func newStreamLayer(n Network, secret []byte, advertise net.Addr) *streamLayer {
+	return &streamLayer{net: n, secret: secret, advertise: advertise, conns: make(chan net.Conn), done: make(chan struct{})}
 }
 
 func (s *streamLayer) deliver(conn net.Conn) bool {
@@ -112,23 +115,31 @@ func (s *streamLayer) Addr() net.Addr { return s.advertise }
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	return dialProto(ctx, s.net, string(address), protoRaft)
+	return dialProto(ctx, s.net, s.secret, string(address), protoRaft)
 }
 
-// dialProto dials the cluster port at addr and chooses proto.
-func dialProto(ctx context.Context, n Network, addr string, proto byte) (net.Conn, error) {
+// dialProto dials the cluster port at addr, proves it holds secret (when
+// set) and checks that the listener does too, and chooses proto. Every
+// dial to the cluster port, raft's and Forward's, goes through it.
+func dialProto(ctx context.Context, n Network, secret []byte, addr string, proto byte) (net.Conn, error) {
 	conn, err := n.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = conn.SetWriteDeadline(d)
+	d, ok := ctx.Deadline()
+	if !ok {
+		d = time.Now().Add(handshakeTimeout)
+	}
+	_ = conn.SetDeadline(d)
+	if err := authenticateDialed(conn, secret); err != nil {
+		conn.Close()
+		return nil, err
 	}
 	if _, err := conn.Write([]byte{proto}); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	_ = conn.SetWriteDeadline(time.Time{})
+	_ = conn.SetDeadline(time.Time{})
 	return conn, nil
 }
 

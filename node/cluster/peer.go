@@ -409,7 +409,7 @@ func (c *Cluster) peerConn(ctx context.Context, p *peerPool) (*peerConn, error) 
 		break
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.timing.DialTimeout)
-	conn, err := dialProto(dctx, c.net, p.addr, protoPeer)
+	conn, err := dialProto(dctx, c.net, c.secret, p.addr, protoPeer)
 	cancel()
 	s.mu.Lock()
 	close(s.dialing)
