@@ -155,7 +155,7 @@ func (n *Node) Start() error {
 			cfg.Logger = n.log
 		}
 		if cfg.Meta.RESPAddr == "" && len(servers) > 0 {
-			cfg.Meta.RESPAddr = advertised(servers[0].Addr(), cfg.AdvertiseAddr)
+			cfg.Meta.RESPAddr = Advertised(servers[0].Addr(), cfg.AdvertiseAddr)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 		cl, err := cluster.Start(ctx, cfg, peerHandler{n})
@@ -184,9 +184,9 @@ func (n *Node) Start() error {
 // startTimeout bounds how long Start waits to join the cluster.
 const startTimeout = time.Minute
 
-// advertised is a listener's address as other hosts reach it: an unspecified
-// host (0.0.0.0, ::) is replaced by the advertise address.
-func advertised(addr, advertise string) string {
+// Advertised is a listener's address as other hosts reach it: an
+// unspecified host (0.0.0.0, ::) is replaced by the advertise address.
+func Advertised(addr, advertise string) string {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil || advertise == "" {
 		return addr

@@ -83,6 +83,19 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 // serve runs a node with its listeners until a signal arrives on stop, then
 // drains it.
 func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
+	// Start reads the cluster settings, so the listeners' addresses can
+	// still be filled in below.
+	clusterCfg := &cluster.Config{
+		BindAddr:      o.bind,
+		AdvertiseAddr: o.advertise,
+		GossipPort:    o.gossipPort,
+		ClusterPort:   o.clusterPort,
+		Join:          o.join,
+		DataDir:       o.dataDir,
+		Replicas:      o.replicas,
+		GossipKey:     o.gossipKey,
+		ClusterSecret: o.clusterSecret,
+	}
 	n, err := node.New(node.Config{
 		NodeName:        o.nodeName,
 		MaxMemory:       o.maxMemory,
@@ -90,17 +103,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		RequirePass:     o.requirePass,
 		ACLFile:         o.aclFile,
 		Redirect:        o.redirect,
-		Cluster: &cluster.Config{
-			BindAddr:      o.bind,
-			AdvertiseAddr: o.advertise,
-			GossipPort:    o.gossipPort,
-			ClusterPort:   o.clusterPort,
-			Join:          o.join,
-			DataDir:       o.dataDir,
-			Replicas:      o.replicas,
-			GossipKey:     o.gossipKey,
-			ClusterSecret: o.clusterSecret,
-		},
+		Cluster:         clusterCfg,
 		Limits: node.Limits{
 			MaxClients:      o.maxClients,
 			ProtoMaxBulkLen: o.protoMaxBulkLen,
@@ -139,6 +142,9 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		}
 		n.Attach(fbSrv)
 		fbAddr = fbSrv.Addr()
+		// Members advertise their FlatBuffers address with their RESP one,
+		// for clients that route by the slot table.
+		clusterCfg.Meta.FBAddr = node.Advertised(fbAddr, o.advertise)
 	}
 	adminAddr := "off"
 	var admin *adminServer
