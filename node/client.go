@@ -25,13 +25,14 @@ type Client struct {
 	lastActive atomic.Int64 // Unix ms of the last command
 	killed     atomic.Bool
 
-	mu      sync.Mutex // guards the fields CLIENT LIST reads from other clients
-	name    string
-	libName string
-	libVer  string
-	lastCmd atomic.Pointer[Command] // read by CLIENT LIST from other clients
-	looked  *Command                // the last top-level command looked up, to skip the map when it repeats
-	ncmd    uint32                  // commands run, for sampling their timing
+	mu       sync.Mutex // guards the fields CLIENT LIST reads from other clients
+	name     string
+	libName  string
+	libVer   string
+	lastCmd  atomic.Pointer[Command] // read by CLIENT LIST from other clients
+	looked   *Command                // the last top-level command looked up, to skip the map when it repeats
+	ncmd     uint32                  // commands run, for sampling their timing
+	multiLen atomic.Int64            // commands queued in MULTI, -1 outside one (CLIENT LIST)
 
 	proto      int
 	resp3      atomic.Bool // proto == 3, for pushes sent from other goroutines
@@ -94,6 +95,7 @@ func (n *Node) newClient(conn Conn, addr, laddr string) *Client {
 		proto:   2,
 	}
 	c.user.Store(n.acl.entry("default"))
+	c.multiLen.Store(-1)
 	c.authed = n.acl.defaultOpen()
 	c.lastActive.Store(n.coarseMs.Load())
 	return c
@@ -161,6 +163,7 @@ func (c *Client) Exec(w Writer, args [][]byte) (closeConn bool) {
 			return false
 		}
 		c.multi.queue = append(c.multi.queue, queued{cmd: cmd, args: copyArgs(args)})
+		c.multiLen.Store(int64(len(c.multi.queue)))
 		w.SimpleString("QUEUED")
 		return false
 	}
@@ -264,7 +267,7 @@ func (c *Client) reject(cmd *Command, msg string) {
 	c.n.stats.reject(cmd)
 	if cmd.Name == "exec" {
 		// A refused EXEC discards the transaction, as in Redis.
-		c.multi = nil
+		c.setMulti(nil)
 		c.unwatch()
 		msg = "EXECABORT Transaction discarded because of: " + strings.TrimPrefix(msg, "ERR ")
 	}

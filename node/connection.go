@@ -160,7 +160,7 @@ func cmdHello(c *Client, args [][]byte) {
 }
 
 func cmdReset(c *Client, args [][]byte) {
-	c.multi = nil
+	c.setMulti(nil)
 	c.unwatch()
 	c.n.tracking.disable(c)
 	c.track = trackState{}
@@ -343,13 +343,10 @@ func (c *Client) appendInfo(b []byte, args [][]byte) []byte {
 	if args != nil {
 		qbuf += 1 + len(strconv.Itoa(len(args))) + 2
 	}
+	multi := c.multiLen.Load()
 	flags := "N"
-	if c.multi != nil {
+	if multi >= 0 {
 		flags = "x"
-	}
-	multi := -1
-	if c.multi != nil {
-		multi = len(c.multi.queue)
 	}
 	b = append(b, "id="...)
 	b = strconv.AppendInt(b, c.id, 10)
@@ -366,7 +363,7 @@ func (c *Client) appendInfo(b []byte, args [][]byte) []byte {
 	b = append(b, " flags="...)
 	b = append(b, flags...)
 	b = append(b, " db=0 sub=0 psub=0 ssub=0 multi="...)
-	b = strconv.AppendInt(b, int64(multi), 10)
+	b = strconv.AppendInt(b, multi, 10)
 	b = append(b, " qbuf="...)
 	b = strconv.AppendInt(b, int64(qbuf), 10)
 	b = append(b, " qbuf-free=0 argv-mem="...)
@@ -375,10 +372,16 @@ func (c *Client) appendInfo(b []byte, args [][]byte) []byte {
 	b = strconv.AppendInt(b, int64(argvMem), 10)
 	b = append(b, " events=r cmd="...)
 	b = append(b, last...)
-	b = append(b, " user=default redir="...)
-	b = strconv.AppendInt(b, c.track.redirect(), 10)
+	b = append(b, " user="...)
+	b = append(b, c.user.Load().user().name...)
+	b = append(b, " redir="...)
+	b = strconv.AppendInt(b, c.n.tracking.redirectOf(c), 10)
 	b = append(b, " resp="...)
-	b = strconv.AppendInt(b, int64(c.proto), 10)
+	proto := int64(2)
+	if c.resp3.Load() {
+		proto = 3
+	}
+	b = strconv.AppendInt(b, proto, 10)
 	b = append(b, " lib-name="...)
 	b = append(b, lib...)
 	b = append(b, " lib-ver="...)

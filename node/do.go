@@ -79,7 +79,7 @@ func (n *Node) peerClients() *sync.Pool {
 
 // reset returns an embedded session to its initial state.
 func (c *Client) reset() {
-	c.multi = nil
+	c.setMulti(nil)
 	c.unwatch()
 	c.replyOff, c.skipNext = false, false
 	c.killed.Store(false)

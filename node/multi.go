@@ -41,6 +41,17 @@ type watch struct {
 	version uint64
 }
 
+// setMulti opens (m non-nil) or ends the client's transaction, keeping the
+// queue length CLIENT LIST shows other clients in step.
+func (c *Client) setMulti(m *multiState) {
+	c.multi = m
+	if m == nil {
+		c.multiLen.Store(-1)
+	} else {
+		c.multiLen.Store(int64(len(m.queue)))
+	}
+}
+
 // flagMulti marks the open transaction as failed (a command was refused).
 func (c *Client) flagMulti() {
 	if c.multi != nil {
@@ -53,7 +64,7 @@ func cmdMulti(c *Client, args [][]byte) {
 		c.err(errNestedMulti)
 		return
 	}
-	c.multi = &multiState{}
+	c.setMulti(&multiState{})
 	c.w.SimpleString("OK")
 }
 
@@ -62,7 +73,7 @@ func cmdDiscard(c *Client, args [][]byte) {
 		c.err(errDiscardNoMult)
 		return
 	}
-	c.multi = nil
+	c.setMulti(nil)
 	c.unwatch()
 	c.w.SimpleString("OK")
 }
@@ -106,7 +117,7 @@ func cmdExec(c *Client, args [][]byte) {
 		c.err(errExecNoMulti)
 		return
 	}
-	c.multi = nil
+	c.setMulti(nil)
 	defer c.unwatch()
 	if m.dirty {
 		c.err(errExecAbort)

@@ -33,6 +33,14 @@ type trackState struct {
 	caching  int8 // CLIENT CACHING yes (optin) / no (optout) for the next command
 }
 
+// redirectOf is c's redirect as another client may read it (CLIENT LIST):
+// tracking state changes under t.mu, also when c disconnects.
+func (t *tracking) redirectOf(c *Client) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return c.track.redirect()
+}
+
 // redirect is what CLIENT GETREDIR answers: -1 without tracking.
 func (t *trackState) redirect() int64 {
 	if !t.on {
