@@ -21,9 +21,11 @@ import (
 // sending READONLY, READWRITE or CLUSTER SLOTS/SHARDS/NODES (what go-redis's
 // ClusterClient and rueidis do), or always/never with Config.Redirect.
 // Plain clients and redis-cli without -c are forwarded, so both kinds work
-// against the same cluster at once. Multi-key commands must name one slot
-// (CROSSSLOT otherwise, as Redis Cluster); a transaction's keyed commands
-// must be owned here. DBSIZE, KEYS, SCAN, RANDOMKEY and FLUSHALL act on this
+// against the same cluster at once. A multi-key command runs where all its
+// keys' slots are owned, atomically; only keys owned by different nodes get
+// CROSSSLOT. That is laxer than Redis Cluster, which refuses any two slots:
+// on a single node (a cluster of one) every multi-key command works as in
+// plain Redis. A transaction's keyed commands must be owned here. DBSIZE, KEYS, SCAN, RANDOMKEY and FLUSHALL act on this
 // node's keys only, as in Redis Cluster.
 
 // Redirect policies for Config.Redirect.
@@ -70,20 +72,19 @@ func (c *Client) route(cmd *Command, args [][]byte) bool {
 	if cl == nil || c.peer || cmd.FirstKey == 0 {
 		return true
 	}
-	slot, ok := commandSlot(cmd, args)
-	if !ok {
-		c.err("CROSSSLOT Keys in request don't hash to the same slot")
-		return false
-	}
-	if slot < 0 {
-		return true // no key in this call
+	if cmd.keyCount(len(args)) == 0 {
+		return true
 	}
 	table := cl.Table()
 	if table == nil {
 		c.err("CLUSTERDOWN The cluster has no slot table yet")
 		return false
 	}
-	owner := table.Owner(uint16(slot))
+	slot, owner, ok := commandOwner(table, cmd, args)
+	if !ok {
+		c.err("CROSSSLOT Keys in request don't hash to the same slot")
+		return false
+	}
 	if owner == c.n.id {
 		return true
 	}
@@ -167,20 +168,19 @@ func (n *Node) nextOwner(ctx context.Context, slot uint16, stale string) (string
 	}
 }
 
-// commandSlot returns the one slot all keys of the call hash to, -1 when it
-// names no key, and false when the keys span several slots.
-func commandSlot(cmd *Command, args [][]byte) (int, bool) {
+// commandOwner returns the slot of the call's first key and the node that
+// owns it, and false when its keys are owned by different nodes. The call
+// must name at least one key.
+func commandOwner(t *ring.Table, cmd *Command, args [][]byte) (uint16, string, bool) {
+	slot := ring.KeySlot(args[cmd.FirstKey])
+	owner := t.Owner(slot)
 	n := cmd.keyCount(len(args))
-	if n == 0 {
-		return -1, true
-	}
-	slot := int(ring.KeySlot(args[cmd.FirstKey]))
 	for i := 1; i < n; i++ {
-		if int(ring.KeySlot(args[cmd.FirstKey+i*cmd.Step])) != slot {
-			return 0, false
+		if t.Owner(ring.KeySlot(args[cmd.FirstKey+i*cmd.Step])) != owner {
+			return slot, owner, false
 		}
 	}
-	return slot, true
+	return slot, owner, true
 }
 
 // peerHandler serves commands forwarded by other nodes.
@@ -190,11 +190,13 @@ type peerHandler struct{ n *Node }
 func (p peerHandler) ServePeer(args [][]byte, w cluster.ReplyWriter) bool {
 	n := p.n
 	cmd := commands[string(appendLower(nil, args[0]))]
-	if cmd != nil && cmd.FirstKey > 0 {
-		if slot, ok := commandSlot(cmd, args); ok && slot >= 0 {
-			if t := n.cluster.Table(); t == nil || t.Owner(uint16(slot)) != n.id {
-				return false
-			}
+	if cmd != nil && cmd.keyCount(len(args)) > 0 {
+		t := n.cluster.Table()
+		if t == nil {
+			return false
+		}
+		if _, owner, ok := commandOwner(t, cmd, args); !ok || owner != n.id {
+			return false
 		}
 	}
 	c := n.peers.Get().(*Client)
