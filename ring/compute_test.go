@@ -184,9 +184,6 @@ func TestChurn(t *testing.T) {
 // node still holding 17 then has to shed one. Joins take slots from the most
 // loaded nodes first so that few are left to shed.
 func TestGrowth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("70 Computes of 1,000 nodes")
-	}
 	ms := members(1000)
 	tab := compute(t, ms, 1, nil)
 	worst := 0.0

@@ -48,7 +48,7 @@ const (
 func raiseFileLimit(t *testing.T) uint64 {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("getrlimit: %v", err)
+		t.Fatalf("getrlimit: %v", err)
 	}
 	if lim.Cur < lim.Max {
 		old := lim.Cur
@@ -86,9 +86,6 @@ var trickleData = "GET " + strings.Repeat("a", 60000)
 // its memory must stay bounded by what the connections sent plus a fixed
 // cost per connection.
 func TestHostileLoad(t *testing.T) {
-	if testing.Short() {
-		t.Skip("opens thousands of connections")
-	}
 	limit := raiseFileLimit(t)
 	want := hostileConns
 	if raceEnabled {
@@ -96,7 +93,7 @@ func TestHostileLoad(t *testing.T) {
 	}
 	n := min(want, int(limit)/2-200)
 	if n < 1000 {
-		t.Skipf("the file-descriptor limit (%d) allows only %d connections", limit, n)
+		t.Fatalf("the file-descriptor limit (%d) allows only %d connections: raise it (ulimit -n) to run this test", limit, n)
 	}
 	_, s := startNode(t, node.Config{})
 	attacks := []attack{

@@ -17,13 +17,12 @@ import (
 	"github.com/sluicedb/sluice/node"
 )
 
-// startRedis runs redis-server on a free loopback port, or skips the test
-// when it is not installed.
+// startRedis runs redis-server on a free loopback port (make test installs it).
 func startRedis(t *testing.T, args ...string) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		t.Skip("redis-server is not installed")
+		t.Fatal("redis-server is not installed: make test installs it (apt-get install redis-server)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -138,9 +137,6 @@ func randomInput(r *rand.Rand) []byte {
 // redis-server 7.0 and to Sluice, and wants the same replies, byte for
 // byte, and the same verdict on closing the connection.
 func TestRedisProtocolCompat(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts redis-server")
-	}
 	redis := startRedis(t)
 	// Redis accepts any count up to INT_MAX; Sluice's default limit is 1M
 	// arguments (node.Limits.MaxArgs). Lift it to compare the rest.
@@ -193,9 +189,6 @@ func compare(t *testing.T, redis, sluice string, inputs []string) {
 // longer than 16384 bytes is a protocol error until the client has
 // authenticated.
 func TestRedisProtocolCompatAuth(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts redis-server")
-	}
 	redis := startRedis(t, "--requirepass", "secret")
 	_, s := startNode(t, node.Config{RequirePass: "secret"})
 	var mset, mset12 bytes.Buffer
