@@ -79,7 +79,6 @@ func newConn(s *Server, nc net.Conn) *conn {
 // the node like a RESP one: it counts against maxclients, CLIENT LIST shows
 // it, and CLIENT KILL or deleting its ACL user closes it.
 func (c *conn) serve() {
-	defer c.s.forget(c)
 	defer c.nc.Close()
 	c.runner.init(c.s, nil)
 	sess, err := c.s.node.Connect(c, c.nc.RemoteAddr().String(), c.nc.LocalAddr().String())
@@ -134,7 +133,7 @@ func (c *conn) Close() error {
 func (c *conn) loop() end {
 	for {
 		for {
-			if c.s.closing.Load() || c.killed.Load() {
+			if c.s.conns.Closing() || c.killed.Load() {
 				return endShutdown
 			}
 			frame, err := c.next()

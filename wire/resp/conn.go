@@ -165,7 +165,6 @@ func (c *conn) signal() {
 
 // serve runs the connection until it ends, then unregisters it.
 func (c *conn) serve() {
-	defer c.s.forget(c)
 	client, err := c.s.node.Connect(c, c.raw.RemoteAddr().String(), c.raw.LocalAddr().String())
 	if err != nil {
 		// A client over maxclients is told so; but a TLS client is dropped
@@ -295,7 +294,7 @@ func (c *conn) batch(lim node.Limits) (end, bool) {
 	c.mu.Unlock()
 	mark := min(lim.OutputBufferLimit/2, throttleMark)
 	for {
-		if c.s.closing.Load() {
+		if c.s.conns.Closing() {
 			return endShutdown, false
 		}
 		c.rd.unauth = !c.client.Authenticated()

@@ -2,14 +2,11 @@ package resp
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"net"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/wire/internal/listener"
 )
 
 // DefaultAddr is where a server listens when Config.Addr is empty: the Redis
@@ -60,19 +57,13 @@ type Config struct {
 // Close directly.
 type Server struct {
 	node      *node.Node
-	ln        net.Listener
 	log       *slog.Logger
 	tls       *tlsFiles // nil: plaintext
 	protected bool      // protected mode is on
 	// maxQuery bounds the request a connection is reading (queryBufLimit);
 	// a field so that tests can lower it.
 	maxQuery int
-	closing  atomic.Bool
-	lnClose  sync.Once
-
-	mu    sync.Mutex
-	conns map[*conn]struct{} // open connections
-	wg    sync.WaitGroup     // their goroutines
+	conns    *listener.Listener[*conn] // accepts and tracks the connections
 }
 
 var (
@@ -94,7 +85,6 @@ func New(n *node.Node, cfg Config) (*Server, error) {
 		log:       log,
 		protected: !cfg.DisableProtectedMode,
 		maxQuery:  queryBufLimit,
-		conns:     make(map[*conn]struct{}),
 	}
 	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" || cfg.TLSCAFile != "" {
 		var err error
@@ -102,100 +92,49 @@ func New(n *node.Node, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.ln = cfg.Listener
-	if s.ln == nil {
+	ln := cfg.Listener
+	if ln == nil {
 		addr := cfg.Addr
 		if addr == "" {
 			addr = DefaultAddr
 		}
 		var err error
-		if s.ln, err = net.Listen("tcp", addr); err != nil {
+		if ln, err = net.Listen("tcp", addr); err != nil {
 			return nil, err
 		}
 	}
+	s.conns = listener.New[*conn](ln, log, "resp")
 	return s, nil
 }
 
 // Addr is the address the server listens on.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (s *Server) Addr() string { return s.conns.Addr() }
 
 // Serve accepts clients, each served by its own goroutine, until Close; it
-// then returns nil. It returns the listener's error if the listener fails
-// for another reason. Like net/http, it waits and retries after other
-// accept errors, such as running out of file descriptors.
+// then returns nil (see listener.Listener.Serve).
 func (s *Server) Serve() error {
-	var delay time.Duration
-	for {
-		nc, err := s.ln.Accept()
-		if err != nil {
-			if s.closing.Load() {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			s.log.Error("resp: accept failed", "err", err, "retry_in", delay)
-			time.Sleep(delay)
-			continue
-		}
-		delay = 0
-		s.mu.Lock()
-		if s.closing.Load() {
-			s.mu.Unlock()
-			nc.Close()
-			return nil
-		}
-		c := newConn(s, nc)
-		s.conns[c] = struct{}{}
-		s.wg.Add(1)
-		s.mu.Unlock()
-		go c.serve()
-	}
-}
-
-// forget unregisters a connection whose goroutine is ending.
-func (s *Server) forget(c *conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	s.wg.Done()
+	return s.conns.Serve(func(nc net.Conn) *conn { return newConn(s, nc) })
 }
 
 // Close stops accepting clients and closes the connections: each finishes
-// the command it is running (commands it has read but not started are not
-// run), its replies are written, and it is closed. Close returns when every
+// what it is running (what it has read but not started is not run), its
+// replies are written, and it is closed. Close returns when every
 // connection is gone, or when ctx ends, after which it drops the
 // connections still open, with their pending output, and returns ctx's
 // error.
-func (s *Server) Close(ctx context.Context) error {
-	s.mu.Lock()
-	s.closing.Store(true)
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
-	s.mu.Unlock()
-	s.lnClose.Do(func() { s.ln.Close() })
-	for _, c := range conns {
-		c.stop()
-	}
-	done := make(chan struct{})
-	go func() {
-		s.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		s.mu.Lock()
-		for c := range s.conns {
-			c.mu.Lock()
-			c.closeLocked()
-			c.mu.Unlock()
-		}
-		s.mu.Unlock()
-		return ctx.Err()
-	}
+func (s *Server) Close(ctx context.Context) error { return s.conns.Close(ctx) }
+
+// The connection's side of listener.Conn.
+
+// Serve runs the connection.
+func (c *conn) Serve() { c.serve() }
+
+// Stop asks the connection to finish and close.
+func (c *conn) Stop() { c.stop() }
+
+// Kill closes the connection now.
+func (c *conn) Kill() {
+	c.mu.Lock()
+	c.closeLocked()
+	c.mu.Unlock()
 }

@@ -615,18 +615,21 @@ func TestClientKill(t *testing.T) {
 func connOf(t testing.TB, s *Server, c *client) *conn {
 	t.Helper()
 	id := strings.TrimSuffix(strings.TrimPrefix(c.do("CLIENT", "ID"), ":"), "\r\n")
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for sc := range s.conns {
+	var found *conn
+	s.conns.Range(func(sc *conn) bool {
 		sc.mu.Lock()
 		cl := sc.client
 		sc.mu.Unlock()
 		if cl != nil && strconv.FormatInt(cl.ID(), 10) == id {
-			return sc
+			found = sc
+			return false
 		}
+		return true
+	})
+	if found == nil {
+		t.Fatalf("no connection for client %s", id)
 	}
-	t.Fatalf("no connection for client %s", id)
-	return nil
+	return found
 }
 
 func invalidate(key string) func(node.Writer) {
