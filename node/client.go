@@ -43,6 +43,8 @@ type Client struct {
 	ctx        context.Context          // bounds forwarding; the caller's for Do, nil for network clients
 	forwardErr error                    // why the last forward failed, wrapped into Do's error
 
+	replPending bool // a write since the last AwaitReplicas went to replicas
+
 	replyOff bool // CLIENT REPLY OFF
 	skipNext bool // CLIENT REPLY SKIP: silence the next command
 	out      Writer

@@ -64,6 +64,7 @@ type Node struct {
 	embedded *sync.Pool // sessions for Do
 	peers    *sync.Pool // sessions for commands forwarded by other nodes
 	cluster  *cluster.Cluster
+	repl     replicator
 	stop     chan struct{}
 	done     sync.WaitGroup
 }

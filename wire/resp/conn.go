@@ -384,6 +384,16 @@ func (c *conn) movePushesLocked() {
 // now and leaves the rest to a background writer. With idle set, it also
 // ends the batch, after which pushes go straight to the output.
 func (c *conn) flush(idle bool) {
+	if !c.client.AwaitReplicas() {
+		// Replicas did not confirm the writes these replies acknowledge:
+		// hang up without sending them, so the client sees an error, never
+		// an acknowledgement of a write that may be lost.
+		c.mu.Lock()
+		c.w.b = c.w.b[:0]
+		c.closeLocked()
+		c.mu.Unlock()
+		return
+	}
 	c.mu.Lock()
 	if idle {
 		c.movePushesLocked()
