@@ -40,6 +40,8 @@ type options struct {
 	clusterPort   int
 	join          []string
 	advertise     string
+	announce      string // RESP host:port told to clients; "" derives it
+	announceFB    string // FlatBuffers host:port told to clients; "" derives it
 	dataDir       string
 	replicas      int
 	redirect      string
@@ -144,6 +146,10 @@ var optionTable = []option{
 			}
 			return checkHost(v)
 		}},
+	{"announce-addr", "", "RESP host:port this node tells clients to dial (CLUSTER SLOTS/SHARDS/NODES, MOVED) when it differs from --advertise and --port, as with a published container port; empty: --advertise with --port",
+		func(o *options, v string) (err error) { o.announce, err = parseHostPort(v); return }},
+	{"announce-fb-addr", "", "FlatBuffers host:port this node tells clients to dial, as --announce-addr for --fb-port; empty: --advertise with --fb-port",
+		func(o *options, v string) (err error) { o.announceFB, err = parseHostPort(v); return }},
 	{"data-dir", "", "directory for the cluster's raft state, so a restarted node rejoins as itself; empty keeps it in memory",
 		func(o *options, v string) error { o.dataDir = v; return nil }},
 	{"replicas", "-1", "extra copies of each slot; -1 means 1 once there are 2 or more nodes",
@@ -370,6 +376,25 @@ func parseSize(v string) (int64, error) {
 		return 0, fmt.Errorf("%q: want a whole number of bytes, optionally with a unit: b, k, kb, m, mb, g, gb (as in 100mb)", v)
 	}
 	return n, nil
+}
+
+// parseHostPort accepts "" or host:port with a host checkHost accepts and a
+// port from 1 to 65535.
+func parseHostPort(v string) (string, error) {
+	if v == "" {
+		return "", nil
+	}
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return "", fmt.Errorf("%q: want host:port", v)
+	}
+	if err := checkHost(host); err != nil {
+		return "", err
+	}
+	if _, err := parsePort(port, false); err != nil {
+		return "", err
+	}
+	return v, nil
 }
 
 var errHost = errors.New("want an IP address or a host name, without a port")

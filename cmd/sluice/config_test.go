@@ -272,3 +272,15 @@ func TestLoadOptionsMemoryUnits(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadOptionsAnnounce(t *testing.T) {
+	o, _, err := loadOptions([]string{"--announce-addr", "127.0.0.1:7001", "--announce-fb-addr", "cache.example:7101"}, nil)
+	if err != nil || o.announce != "127.0.0.1:7001" || o.announceFB != "cache.example:7101" {
+		t.Fatalf("announce %q, fb %q, %v", o.announce, o.announceFB, err)
+	}
+	for _, in := range []string{"127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", ":7001", "a b:7001", "127.0.0.1:x"} {
+		if _, _, err := loadOptions([]string{"--announce-addr", in}, nil); err == nil {
+			t.Errorf("--announce-addr %q: no error", in)
+		}
+	}
+}

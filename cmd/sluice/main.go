@@ -10,6 +10,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -95,6 +96,8 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		Replicas:      o.replicas,
 		GossipKey:     o.gossipKey,
 		ClusterSecret: o.clusterSecret,
+		// "" lets node.Start derive it from the RESP listener and --advertise.
+		Meta: cluster.Meta{RESPAddr: o.announce},
 	}
 	n, err := node.New(node.Config{
 		NodeName:        o.nodeName,
@@ -144,7 +147,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		fbAddr = fbSrv.Addr()
 		// Members advertise their FlatBuffers address with their RESP one,
 		// for clients that route by the slot table.
-		clusterCfg.Meta.FBAddr = node.Advertised(fbAddr, o.advertise)
+		clusterCfg.Meta.FBAddr = cmp.Or(o.announceFB, node.Advertised(fbAddr, o.advertise))
 	}
 	adminAddr := "off"
 	var admin *adminServer
