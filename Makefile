@@ -12,11 +12,15 @@ BENCHTIME    ?= 1s
 # Extra flags for the side-by-side harness (`go run ./bench -h` lists them),
 # e.g. BENCH_FLAGS='-only get-p16 -gc-keys 0'.
 BENCH_FLAGS  ?=
+# The image `make docker` builds and `make test-cluster` runs.
+IMAGE        ?= sluice:dev
+# go test -timeout for `make test-cluster`.
+CLUSTER_TEST_TIMEOUT ?= 15m
 
 # Where `go install` puts staticcheck.
 GOBIN = $(or $(shell $(GO) env GOBIN),$(firstword $(subst :, ,$(shell $(GO) env GOPATH)))/bin)
 
-.PHONY: help run build test test-deps lint fuzz bench bench-quick bench-go clean
+.PHONY: help run build test test-deps lint fuzz bench bench-quick bench-go clean docker test-cluster
 
 help:
 	@echo 'make run     build and start one node on 127.0.0.1:6379 (admin HTTP on 127.0.0.1:9121)'
@@ -27,6 +31,8 @@ help:
 	@echo 'make bench   Sluice and Redis side by side (about 6 min): writes bench/results/latest.md and .svg'
 	@echo 'make bench-quick  a one-minute smoke test of the same: bench/results/quick.md'
 	@echo 'make bench-go     go test -bench with -benchmem (BENCH=regexp, BENCHTIME=$(BENCHTIME))'
+	@echo 'make docker  build a static bin/docker/sluice and the image $(IMAGE) (Dockerfile, FROM scratch)'
+	@echo 'make test-cluster  make docker, then fault tests on three containers (test/docker): kill, restart, partition'
 	@echo 'make clean   remove bin/'
 
 build:
@@ -88,6 +94,20 @@ bench-quick: test-deps
 
 bench-go:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+# The image only copies a binary built here (no Go image can be pulled), so
+# the binary must be static: CGO_ENABLED=0.
+docker:
+	@command -v docker >/dev/null || { echo 'make docker needs Docker: apt-get install docker.io (Debian, Ubuntu) or https://docs.docker.com/engine/install/' >&2; exit 1; }
+	mkdir -p bin/docker/data
+	CGO_ENABLED=0 GOOS=linux $(GO) build -o bin/docker/sluice ./cmd/sluice
+	docker build -t $(IMAGE) .
+
+# The fault tests carry the dockertest build tag, so go test ./... (and make
+# test) leaves them out; without a Docker engine they fail saying what to install.
+test-cluster: docker
+	$(GO) vet -tags dockertest ./test/docker
+	SLUICE_IMAGE=$(IMAGE) $(GO) test -tags dockertest -count=1 -v -timeout $(CLUSTER_TEST_TIMEOUT) ./test/docker
 
 clean:
 	rm -rf bin
