@@ -168,6 +168,21 @@ func (t *Table) ReplicaCount() int {
 	return t.k
 }
 
+// Has reports whether id is a member of the table.
+func (t *Table) Has(id string) bool {
+	_, ok := t.index(id)
+	return ok
+}
+
+// Holds reports whether id holds slot: owns it or is one of its replicas.
+// A nil table holds nothing.
+func (t *Table) Holds(id string, slot uint16) bool {
+	if t == nil {
+		return false
+	}
+	return t.ownerID[slot] == id || slices.Contains(t.Replicas(slot), id)
+}
+
 func (t *Table) index(id string) (int, bool) {
 	return slices.BinarySearchFunc(t.members, id, func(m Member, id string) int {
 		return strings.Compare(m.ID, id)

@@ -74,6 +74,12 @@ type Config struct {
 	// PeerConns is the number of connections Forward keeps to each peer;
 	// each carries many requests in flight. 0 means 2.
 	PeerConns int
+	// GossipKeys are further gossip keys this node accepts (decrypts
+	// with) besides the one it encrypts with, GossipKey, so that keys
+	// rotate without a gap: install the new key on every node, make it
+	// GossipKey on every node, then remove the old one (see doc.go). With
+	// ClusterSecret set, the key derived from it is accepted too.
+	GossipKeys [][]byte
 }
 
 // Meta is what a node advertises to clients: host:port addresses as clients
@@ -149,6 +155,26 @@ type Handler interface {
 	// one connection come one at a time, in the order they were sent; Close
 	// waits for the calls in progress, so a call must not block for long.
 	ServePeer(args [][]byte, w ReplyWriter) bool
+	// ServeReplicate applies a payload another node sent with Replicate
+	// (the node's replication and hand-off records; this package does not
+	// read them). Payloads from one sender to one receiver are applied in
+	// the order Replicate was called, when each call waits for the last.
+	ServeReplicate(payload []byte) error
+	// HandOff is this node's part in a plan (Placement.Target set): it
+	// returns nil once every peer that target makes hold a slot this node
+	// owns in p.Table holds it, and this node accepts no more writes to
+	// the slots it gives away. The leader switches the table to the target
+	// when every member of the table has returned nil for the plan. ctx
+	// ends when the plan is replaced or the cluster closes.
+	HandOff(ctx context.Context, p Placement) error
+}
+
+// Placement is where slots live: the table in force and, while the leader
+// moves slots, the target table and the plan that moves them there.
+type Placement struct {
+	Table  *ring.Table
+	Target *ring.Table // nil when no move is in progress
+	Plan   uint64      // names the move to Target
 }
 
 // ReplyWriter has exactly node.Writer's method set, so the node's writers
@@ -225,6 +251,10 @@ type Timing struct {
 	// Reap is how long a dead member stays in the agreed member list
 	// (for the nodes to try to reach it again) before it is dropped (72h).
 	Reap time.Duration
+	// HandOff bounds a plan: a leader that has not heard every member
+	// report its hand-off done by then switches to the target anyway, and
+	// logs which members did not report (2m).
+	HandOff time.Duration
 }
 
 // FastTiming returns clocks for clusters inside one process (MemNetwork or
@@ -244,6 +274,7 @@ func FastTiming() Timing {
 		CommitTimeout:      10 * time.Millisecond,
 		Reconcile:          200 * time.Millisecond,
 		Reap:               time.Minute,
+		HandOff:            30 * time.Second,
 	}
 }
 
@@ -262,10 +293,32 @@ func (c *Cluster) Self() Member { return c.self() }
 // first. It is one atomic load: call it per command.
 func (c *Cluster) Table() *ring.Table { return c.table.Load() }
 
-// OnTable registers fn to be called with each new table after it is
-// applied, in epoch order, from one goroutine (a slow fn delays later calls
-// but never raft). fn is not called for tables applied before OnTable.
-func (c *Cluster) OnTable(fn func(*ring.Table)) { c.onTable(fn) }
+// OnChange registers fn to be called with each new placement (a new table,
+// or a new plan or target) after it is applied, in order, from one
+// goroutine (a slow fn delays later calls but never raft). fn is not called
+// for placements applied before OnChange; Placement gives the current one.
+func (c *Cluster) OnChange(fn func(Placement)) { c.onChange(fn) }
+
+// Placement returns the placement in force.
+func (c *Cluster) Placement() Placement {
+	if p := c.placed.Load(); p != nil {
+		return *p
+	}
+	return Placement{Table: c.Table()}
+}
+
+// Serving reports whether this process is the one the agreed state knows
+// as this node. A node that restarted (and so lost its memory) is not,
+// until the leader has taken it out of the table and let it back in: it
+// must not serve the slots the table still gives it.
+func (c *Cluster) Serving() bool { return c.serving() }
+
+// Replicate sends payload to the node nodeID's Handler.ServeReplicate and
+// waits for it to be applied. ctx bounds the call; ErrPeerDown or ctx's
+// error mean it may or may not have been applied.
+func (c *Cluster) Replicate(ctx context.Context, nodeID string, payload []byte) error {
+	return c.replicate(ctx, nodeID, payload)
+}
 
 // Members returns the agreed members and any member gossip knows that is
 // not agreed yet, sorted by ID.

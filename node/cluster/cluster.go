@@ -23,6 +23,7 @@ import (
 // concurrent use.
 type Cluster struct {
 	id        string
+	boot      uint64 // random per Start: nodeMeta.Boot
 	me        Member // addresses fixed at Start
 	log       *slog.Logger
 	timing    Timing
@@ -62,9 +63,14 @@ type Cluster struct {
 	conns  map[net.Conn]struct{} // served peer connections
 
 	notifyMu   sync.Mutex
-	notifyFns  []func(*ring.Table)
-	notifyQ    []*ring.Table
+	notifyFns  []func(Placement)
+	notifyQ    []Placement
 	notifyWake chan struct{}
+	placed     atomic.Pointer[Placement] // the last placement queued
+
+	handoff handoffState // this node's part in the plan in progress
+	doneMu  sync.Mutex
+	doneBy  map[string]uint64 // leader: the last plan each member reported handed off
 
 	kicks     chan struct{}
 	stop      chan struct{}
@@ -93,6 +99,7 @@ func (t Timing) withDefaults() Timing {
 	def(&t.CommitTimeout, 50*time.Millisecond)
 	def(&t.Reconcile, time.Second)
 	def(&t.Reap, 72*time.Hour)
+	def(&t.HandOff, 2*time.Minute)
 	t.LeaderLeaseTimeout = min(t.LeaderLeaseTimeout, t.HeartbeatTimeout)
 	t.ElectionTimeout = max(t.ElectionTimeout, t.HeartbeatTimeout)
 	return t
@@ -128,6 +135,8 @@ func start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 		notifyWake: make(chan struct{}, 1),
 		kicks:      make(chan struct{}, 1),
 		stop:       make(chan struct{}),
+		boot:       newBoot(),
+		doneBy:     make(map[string]uint64),
 	}
 	c.suspects.Store(&map[string]bool{})
 	if err := c.open(cfg); err != nil {
@@ -195,7 +204,7 @@ func (c *Cluster) open(cfg Config) error {
 		Meta:        cfg.Meta,
 		State:       Alive,
 	}
-	meta := nodeMeta{ClusterAddr: c.me.ClusterAddr, Meta: cfg.Meta}.encode()
+	meta := nodeMeta{ClusterAddr: c.me.ClusterAddr, Meta: cfg.Meta, Boot: c.boot}.encode()
 	c.meta.Store(&meta)
 
 	if err := c.openRaft(cfg); err != nil {
@@ -350,9 +359,9 @@ func (c *Cluster) setAgreed(a *agreed) {
 	if t := a.table; t != nil && len(t.Members()) > 0 {
 		if cur := c.table.Load(); cur == nil || t.Epoch > cur.Epoch {
 			c.table.Store(t)
-			c.queueTable(t)
 			c.once.Do(func() { close(c.ready) })
 		}
+		c.queuePlacement(a)
 	}
 	if c.dataDir != "" {
 		c.savePeers(a)
@@ -390,15 +399,23 @@ func (a *agreed) membersOrNil() []record {
 	return a.members
 }
 
-func (c *Cluster) onTable(fn func(*ring.Table)) {
+func (c *Cluster) onChange(fn func(Placement)) {
 	c.notifyMu.Lock()
 	c.notifyFns = append(slices.Clip(c.notifyFns), fn)
 	c.notifyMu.Unlock()
 }
 
-func (c *Cluster) queueTable(t *ring.Table) {
+// queuePlacement queues the placement of a applied state for the OnChange
+// functions when it differs from the last one queued.
+func (c *Cluster) queuePlacement(a *agreed) {
+	p := Placement{Table: c.table.Load(), Target: a.target, Plan: a.plan}
 	c.notifyMu.Lock()
-	c.notifyQ = append(c.notifyQ, t)
+	if last := c.placed.Load(); last != nil && last.Table == p.Table && last.Target == p.Target && last.Plan == p.Plan {
+		c.notifyMu.Unlock()
+		return
+	}
+	c.placed.Store(&p)
+	c.notifyQ = append(c.notifyQ, p)
 	c.notifyMu.Unlock()
 	select {
 	case c.notifyWake <- struct{}{}:
@@ -406,13 +423,14 @@ func (c *Cluster) queueTable(t *ring.Table) {
 	}
 }
 
-// notifyLoop calls the OnTable functions, table by table, off raft's
-// goroutine.
+// notifyLoop calls the OnChange functions, placement by placement, off
+// raft's goroutine, then starts this node's hand-off for a new plan.
 func (c *Cluster) notifyLoop() {
 	defer c.wg.Done()
 	for {
 		select {
 		case <-c.stop:
+			c.handoff.cancel()
 			return
 		case <-c.notifyWake:
 		}
@@ -422,13 +440,14 @@ func (c *Cluster) notifyLoop() {
 				c.notifyMu.Unlock()
 				break
 			}
-			t := c.notifyQ[0]
+			p := c.notifyQ[0]
 			c.notifyQ = c.notifyQ[1:]
 			fns := c.notifyFns
 			c.notifyMu.Unlock()
 			for _, fn := range fns {
-				fn(t)
+				fn(p)
 			}
+			c.startHandOff(p)
 		}
 	}
 }
@@ -453,7 +472,7 @@ func memberOf(r record, agreedOK bool, p peerState, gossipOK bool) (Member, bool
 			m.GossipAddr, m.ClusterAddr, m.Meta = r.GossipAddr, r.ClusterAddr, r.Meta
 		}
 	case agreedOK:
-		m = Member(r)
+		m = Member{ID: r.ID, GossipAddr: r.GossipAddr, ClusterAddr: r.ClusterAddr, Meta: r.Meta, State: r.State}
 		if m.State == Left {
 			m.State = Alive // leaving, still serving
 		}
@@ -523,7 +542,7 @@ func (c *Cluster) leave(ctx context.Context) error {
 		return ErrClosed
 	}
 	c.leaving.Store(true)
-	meta := nodeMeta{ClusterAddr: c.me.ClusterAddr, Meta: c.me.Meta, Leaving: true}.encode()
+	meta := nodeMeta{ClusterAddr: c.me.ClusterAddr, Meta: c.me.Meta, Leaving: true, Boot: c.boot}.encode()
 	c.meta.Store(&meta)
 	if err := c.ml.UpdateNode(c.timing.DialTimeout); err != nil {
 		c.log.Warn("cannot gossip leaving", "err", err)

@@ -21,6 +21,11 @@ import (
 type agreed struct {
 	members []record // sorted by ID
 	table   *ring.Table
+	// target, when set, is the table the leader is moving to: plan names
+	// the move, and the table switches to target once every member of
+	// table has handed its slots over (see handoff.go).
+	target *ring.Table
+	plan   uint64
 }
 
 // record is an agreed member. Its State is Alive, Dead (failed, kept so the
@@ -32,6 +37,9 @@ type record struct {
 	ClusterAddr string
 	Meta        Meta
 	State       MemberState
+	// Boot identifies the member's process (see nodeMeta.Boot): a member
+	// that comes back with another Boot lost its data.
+	Boot uint64
 }
 
 func (a *agreed) find(id string) (record, bool) {
@@ -53,12 +61,14 @@ const (
 )
 
 // stateVersion leads every encoded state, for changes of the layout.
-const stateVersion = 1
+// Version 1 (no boots, no target) is still read, from old data dirs.
+const stateVersion = 2
 
 // encodeState lays out a state as: version, uvarint member count, per
 // member five uvarint-prefixed strings (ID, gossip, cluster, RESP and
-// FlatBuffers addresses) and a state byte, then the table's MarshalBinary
-// bytes, uvarint-prefixed (length 0 for no table).
+// FlatBuffers addresses), a state byte and a uvarint boot, then the table's
+// and the target's MarshalBinary bytes, each uvarint-prefixed (length 0 for
+// none), and the uvarint plan.
 func encodeState(b []byte, a *agreed) ([]byte, error) {
 	b = append(b, stateVersion)
 	b = binary.AppendUvarint(b, uint64(len(a.members)))
@@ -67,23 +77,29 @@ func encodeState(b []byte, a *agreed) ([]byte, error) {
 			b = appendString(b, s)
 		}
 		b = append(b, byte(m.State))
+		b = binary.AppendUvarint(b, m.Boot)
 	}
-	if a.table == nil {
-		return binary.AppendUvarint(b, 0), nil
+	for _, t := range [...]*ring.Table{a.table, a.target} {
+		if t == nil {
+			b = binary.AppendUvarint(b, 0)
+			continue
+		}
+		tb, err := t.MarshalBinary()
+		if err != nil {
+			return nil, err
+		}
+		b = binary.AppendUvarint(b, uint64(len(tb)))
+		b = append(b, tb...)
 	}
-	t, err := a.table.MarshalBinary()
-	if err != nil {
-		return nil, err
-	}
-	b = binary.AppendUvarint(b, uint64(len(t)))
-	return append(b, t...), nil
+	return binary.AppendUvarint(b, a.plan), nil
 }
 
 var errBadState = errors.New("cluster: malformed agreed state")
 
 func decodeState(b []byte) (*agreed, error) {
 	d := decoder{b: b}
-	if v := d.byte(); v != stateVersion {
+	v := d.byte()
+	if v != 1 && v != stateVersion {
 		return nil, fmt.Errorf("cluster: agreed state version %d, want %d", v, stateVersion)
 	}
 	n := d.uvarint()
@@ -96,17 +112,32 @@ func decodeState(b []byte) (*agreed, error) {
 		m.ID, m.GossipAddr, m.ClusterAddr = d.string(), d.string(), d.string()
 		m.Meta.RESPAddr, m.Meta.FBAddr = d.string(), d.string()
 		m.State = MemberState(d.byte())
+		if v >= 2 {
+			m.Boot = d.uvarint()
+		}
 		a.members = append(a.members, m)
 	}
-	tb := d.bytes()
+	tables := []**ring.Table{&a.table}
+	if v >= 2 {
+		tables = append(tables, &a.target)
+	}
+	for _, t := range tables {
+		tb := d.bytes()
+		if d.err {
+			return nil, errBadState
+		}
+		if len(tb) > 0 {
+			*t = new(ring.Table)
+			if err := (*t).UnmarshalBinary(tb); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if v >= 2 {
+		a.plan = d.uvarint()
+	}
 	if d.err {
 		return nil, errBadState
-	}
-	if len(tb) > 0 {
-		a.table = new(ring.Table)
-		if err := a.table.UnmarshalBinary(tb); err != nil {
-			return nil, err
-		}
 	}
 	return a, nil
 }

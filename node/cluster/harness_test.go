@@ -209,6 +209,11 @@ type fakeHandler struct {
 	release chan struct{}
 }
 
+func (f *fakeHandler) ServeReplicate(payload []byte) error { return nil }
+
+// HandOff has nothing to move: the fake holds no data.
+func (f *fakeHandler) HandOff(ctx context.Context, p Placement) error { return nil }
+
 func (f *fakeHandler) ServePeer(args [][]byte, w ReplyWriter) bool {
 	f.mu.Lock()
 	f.served++

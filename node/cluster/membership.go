@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"net"
 	"strconv"
 	"time"
@@ -17,10 +18,14 @@ type nodeMeta struct {
 	// Leaving is set by Leave: the leader takes the node out of the table
 	// and out of raft while it is still up.
 	Leaving bool
+	// Boot is random per process start. A member whose Boot changed
+	// restarted and lost its memory: the leader takes it out of the table
+	// and hands its slots back to it as to a new member.
+	Boot uint64
 }
 
 const (
-	metaVersion = 1
+	metaVersion = 2
 	flagLeaving = 1 << 0
 )
 
@@ -32,7 +37,8 @@ func (m nodeMeta) encode() []byte {
 	b := []byte{metaVersion, flags}
 	b = appendString(b, m.ClusterAddr)
 	b = appendString(b, m.Meta.RESPAddr)
-	return appendString(b, m.Meta.FBAddr)
+	b = appendString(b, m.Meta.FBAddr)
+	return binary.AppendUvarint(b, m.Boot)
 }
 
 func decodeMeta(b []byte) (nodeMeta, bool) {
@@ -45,6 +51,7 @@ func decodeMeta(b []byte) (nodeMeta, bool) {
 	m.ClusterAddr = d.string()
 	m.Meta.RESPAddr = d.string()
 	m.Meta.FBAddr = d.string()
+	m.Boot = d.uvarint()
 	return m, !d.err
 }
 

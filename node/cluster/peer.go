@@ -45,6 +45,14 @@ const (
 	// Answered with msgReply holding an Int, 1 or 0, or msgFail when the
 	// receiver does not lead.
 	msgInRaft byte = 5
+	// msgReplicate carries a payload for Handler.ServeReplicate: the
+	// node's replication and hand-off records. Answered with an empty
+	// msgReply once applied, or msgFail.
+	msgReplicate byte = 16
+	// msgHandedOff reports to the raft leader that a member finished its
+	// part of a plan: uvarint plan, then the member's ID. Answered with an
+	// empty msgReply, or msgFail when the receiver does not lead.
+	msgHandedOff byte = 17
 )
 
 const (
@@ -162,6 +170,14 @@ func (c *Cluster) servePeer(conn net.Conn) {
 			}
 		case msgInRaft:
 			out = c.answerInRaft(out, id, string(payload), &rec)
+		case msgReplicate:
+			if err := c.serveReplicate(payload); err != nil {
+				out = appendFail(out, id, err.Error())
+			} else {
+				out = appendHeader(out, msgReply, id, 0)
+			}
+		case msgHandedOff:
+			out = c.answerHandedOff(out, id, payload)
 		default:
 			out = appendFail(out, id, fmt.Sprintf("unknown message type %d", typ))
 		}

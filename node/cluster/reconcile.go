@@ -63,6 +63,7 @@ func (c *Cluster) reconcileLoop() {
 
 // leadership is what the leader remembers during its term.
 type leadership struct {
+	planSince time.Time            // when this leader started or found the plan in progress
 	since     time.Time            // zero until the barrier passed
 	deadSince map[string]time.Time // when each dead member was first seen dead
 }
@@ -88,26 +89,10 @@ func (c *Cluster) reconcile(l *leadership) error {
 	view := c.gossipView()
 	next := c.nextMembers(cur, view, l)
 
-	var alive []ring.Member
-	for _, r := range next {
-		if r.State == Alive {
-			alive = append(alive, ring.Member{ID: r.ID})
-		}
-	}
-	table := cur.table
-	if len(alive) > 0 && !tableFits(table, alive, c.replicaTarget(len(alive))) {
-		t, err := ring.Compute(alive, c.replicaTarget(len(alive)), table)
-		if err != nil {
-			return fmt.Errorf("compute table: %w", err)
-		}
-		table = t
-	}
-	if table != cur.table || !slices.Equal(next, cur.members) {
-		if err := c.apply(&agreed{members: next, table: table}); err != nil {
+	table, target, plan := c.placeSlots(cur, next, l)
+	if table != cur.table || target != cur.target || plan != cur.plan || !slices.Equal(next, cur.members) {
+		if err := c.apply(&agreed{members: next, table: table, target: target, plan: plan}); err != nil {
 			return err
-		}
-		if table != cur.table {
-			c.log.Info("new slot table", "epoch", table.Epoch, "members", len(alive), "replicas", table.ReplicaCount())
 		}
 	}
 	// One pass adds new members as non-voters, the next promotes them:
@@ -115,7 +100,7 @@ func (c *Cluster) reconcile(l *leadership) error {
 	// three spends only a commit or two with two voters, either of whose
 	// loss would stop raft.
 	for range 4 {
-		changed, err := c.manageVoters(next, view)
+		changed, err := c.manageVoters(next, view, table)
 		if err != nil || !changed {
 			return err
 		}
@@ -128,7 +113,7 @@ func (c *Cluster) nextMembers(cur *agreed, view map[string]peerState, l *leaders
 	now := time.Now()
 	byID := map[string]record{}
 	for id, p := range view {
-		r := record{ID: id, GossipAddr: p.gossipAddr, ClusterAddr: p.meta.ClusterAddr, Meta: p.meta.Meta}
+		r := record{ID: id, GossipAddr: p.gossipAddr, ClusterAddr: p.meta.ClusterAddr, Meta: p.meta.Meta, Boot: p.meta.Boot}
 		switch {
 		case p.state == Left, p.state == Dead && p.meta.Leaving:
 			continue // gone for good
@@ -164,6 +149,99 @@ func (c *Cluster) nextMembers(cur *agreed, view map[string]peerState, l *leaders
 	}
 	slices.SortFunc(next, func(a, b record) int { return cmp.Compare(a.ID, b.ID) })
 	return next
+}
+
+// placeSlots is step 2: the table, and the target and plan of a move in
+// progress (see handoff.go).
+func (c *Cluster) placeSlots(cur *agreed, next []record, l *leadership) (table, target *ring.Table, plan uint64) {
+	table, target, plan = cur.table, cur.target, cur.plan
+	var alive []ring.Member
+	for _, r := range next {
+		if r.State == Alive {
+			alive = append(alive, ring.Member{ID: r.ID})
+		}
+	}
+	replicas := c.replicaTarget(len(alive))
+	if table == nil {
+		if len(alive) == 0 {
+			return table, nil, plan
+		}
+		t, err := ring.Compute(alive, replicas, nil)
+		if err != nil {
+			c.log.Error("cannot compute a slot table", "err", err)
+			return table, nil, plan
+		}
+		c.log.Info("first slot table", "epoch", t.Epoch, "members", len(alive), "replicas", t.ReplicaCount())
+		return t, nil, plan
+	}
+	// Failover: members of the table that failed or restarted lose their
+	// slots at once, to their replicas.
+	var keep []ring.Member
+	var lost []string
+	for _, m := range table.Members() {
+		r, _ := findRecord(next, m.ID)
+		old, _ := cur.find(m.ID)
+		restarted := old.Boot != 0 && r.Boot != 0 && r.Boot != old.Boot
+		if r.State == Dead || restarted {
+			lost = append(lost, m.ID)
+			continue
+		}
+		keep = append(keep, ring.Member{ID: m.ID})
+	}
+	if len(lost) > 0 {
+		if len(keep) == 0 {
+			// Nobody holds what they held: the data is gone, and the
+			// members that come back start the table's slots empty.
+			c.log.Warn("every member of the slot table was lost", "lost", lost)
+			return table, nil, plan
+		}
+		t, err := ring.Compute(keep, c.replicaTarget(len(keep)), table)
+		if err != nil {
+			c.log.Error("cannot compute a slot table", "err", err)
+			return table, target, plan
+		}
+		c.log.Info("failover: slots of lost members go to their replicas", "lost", lost, "epoch", t.Epoch,
+			"members", len(keep), "replicas", t.ReplicaCount(), "dropped_plan", target != nil)
+		return t, nil, plan
+	}
+	switch {
+	case len(alive) == 0 || tableFits(table, alive, replicas):
+		if target != nil {
+			c.log.Info("slot move no longer needed", "plan", plan)
+		}
+		return table, nil, plan
+	case target == nil || !tableFits(target, alive, replicas):
+		t, err := ring.Compute(alive, replicas, table)
+		if err != nil {
+			c.log.Error("cannot compute a slot table", "err", err)
+			return table, target, plan
+		}
+		plan++
+		l.planSince = time.Now()
+		c.log.Info("moving slots", "plan", plan, "members", len(alive), "replicas", t.ReplicaCount())
+		return table, t, plan
+	}
+	if l.planSince.IsZero() {
+		l.planSince = time.Now() // a plan this leader inherited
+	}
+	done, missing := c.handedOff(&agreed{table: table, plan: plan})
+	if !done && time.Since(l.planSince) < c.timing.HandOff {
+		return table, target, plan
+	}
+	if !done {
+		c.log.Warn("hand-off timed out, switching anyway", "plan", plan, "not_reported", missing)
+	}
+	c.log.Info("new slot table", "epoch", target.Epoch, "plan", plan, "members", len(target.Members()),
+		"replicas", target.ReplicaCount(), "took", time.Since(l.planSince).Round(time.Millisecond))
+	return target, nil, plan
+}
+
+func findRecord(rs []record, id string) (record, bool) {
+	i, ok := slices.BinarySearchFunc(rs, id, func(r record, id string) int { return cmp.Compare(r.ID, id) })
+	if !ok {
+		return record{}, false
+	}
+	return rs[i], true
 }
 
 // replicaTarget is the replica count for n members: Config.Replicas, by
@@ -241,9 +319,9 @@ func voterTarget(n int) int {
 //     without it, that is once it has been replaced; until then it stays a
 //     voter, so a node that only restarted comes back as one;
 //   - with no dead voters left, voters beyond the target are demoted;
-//   - dead non-voters, leaving members (already out of the table) and
-//     members no longer agreed are removed.
-func (c *Cluster) manageVoters(next []record, view map[string]peerState) (changed bool, err error) {
+//   - dead non-voters, leaving members once the table no longer names them,
+//     and members no longer agreed are removed.
+func (c *Cluster) manageVoters(next []record, view map[string]peerState, table *ring.Table) (changed bool, err error) {
 	f := c.raft.GetConfiguration()
 	if err := f.Error(); err != nil {
 		return false, err
@@ -352,7 +430,10 @@ func (c *Cluster) manageVoters(next []record, view map[string]peerState) (change
 	for _, s := range servers {
 		id := string(s.ID)
 		r, agreed := state[id]
-		gone := !agreed || r.State == Left || (s.Suffrage != raft.Voter && r.State == Dead)
+		// A leaving member stays until the table no longer names it: it
+		// must learn that table to know its hand-off is over.
+		left := r.State == Left && (table == nil || !table.Has(id))
+		gone := !agreed || left || (s.Suffrage != raft.Voter && r.State == Dead)
 		if id == c.id || !gone {
 			continue
 		}
