@@ -49,6 +49,7 @@ type options struct {
 	clusterSecret []byte
 	aclFile       string
 	tlsPort       int
+	fbTLSPort     int // 0: no FlatBuffers listener over TLS
 	tlsCert       string
 	tlsKey        string
 	tlsCA         string
@@ -193,9 +194,11 @@ var optionTable = []option{
 		func(o *options, v string) error { o.aclFile = v; return nil }},
 	{"tls-port", "0", "RESP port serving TLS (with --tls-cert and --tls-key); 0 turns it off",
 		func(o *options, v string) (err error) { o.tlsPort, err = parsePort(v, true); return }},
-	{"tls-cert", "", "PEM certificate of the TLS port; reloaded when the file changes",
+	{"fb-tls-port", "0", "FlatBuffers port serving TLS (with --tls-cert and --tls-key), beside --fb-port; 0 turns it off",
+		func(o *options, v string) (err error) { o.fbTLSPort, err = parsePort(v, true); return }},
+	{"tls-cert", "", "PEM certificate of the TLS ports; reloaded when the file changes",
 		func(o *options, v string) error { o.tlsCert = v; return nil }},
-	{"tls-key", "", "PEM private key of the TLS port",
+	{"tls-key", "", "PEM private key of the TLS ports",
 		func(o *options, v string) error { o.tlsKey = v; return nil }},
 	{"tls-ca", "", "PEM CA bundle: when set, TLS clients must present a certificate it signed",
 		func(o *options, v string) error { o.tlsCA = v; return nil }},

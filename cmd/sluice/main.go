@@ -123,6 +123,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 	}
 	n.Attach(srv)
 	tlsAddr := "off"
+	var tlsServers []tlsReloader // reloaded on SIGHUP
 	if o.tlsPort != 0 {
 		tlsSrv, err := resp.New(n, resp.Config{
 			Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.tlsPort)), Logger: log, DisableProtectedMode: !o.protectedMode,
@@ -134,7 +135,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		}
 		n.Attach(tlsSrv)
 		tlsAddr = tlsSrv.Addr()
-		go reloadTLSOnHangup(tlsSrv, log)
+		tlsServers = append(tlsServers, tlsSrv)
 	}
 	fbAddr := "off"
 	if o.fbPort != 0 {
@@ -148,6 +149,26 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		// Members advertise their FlatBuffers address with their RESP one,
 		// for clients that route by the slot table.
 		clusterCfg.Meta.FBAddr = cmp.Or(o.announceFB, node.Advertised(fbAddr, o.advertise))
+	}
+	fbTLSAddr := "off"
+	if o.fbTLSPort != 0 {
+		fbTLS, err := fb.NewServer(n, fb.Config{
+			Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.fbTLSPort)), Logger: log, DisableProtectedMode: !o.protectedMode,
+			TLSCertFile: o.tlsCert, TLSKeyFile: o.tlsKey, TLSCAFile: o.tlsCA,
+		})
+		if err != nil {
+			_ = n.Close(context.Background())
+			return err
+		}
+		n.Attach(fbTLS)
+		fbTLSAddr = fbTLS.Addr()
+		tlsServers = append(tlsServers, fbTLS)
+		// With TLS on, cluster-aware FlatBuffers clients are sent to the
+		// TLS port: a member advertises one FlatBuffers address.
+		clusterCfg.Meta.FBAddr = cmp.Or(o.announceFB, node.Advertised(fbTLSAddr, o.advertise))
+	}
+	if len(tlsServers) > 0 {
+		go reloadTLSOnHangup(log, tlsServers...)
 	}
 	adminAddr := "off"
 	var admin *adminServer
@@ -171,6 +192,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		"cluster", net.JoinHostPort(o.bind, strconv.Itoa(o.clusterPort)),
 		"join", strings.Join(o.join, ","),
 		"fb", fbAddr,
+		"fb_tls", fbTLSAddr,
 		"admin", adminAddr,
 		"maxmemory", o.maxMemory,
 		"maxmemory_policy", o.maxMemoryPolicy,
@@ -205,16 +227,24 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 	return nil
 }
 
-// reloadTLSOnHangup reloads the TLS certificate on SIGHUP (it is also
-// reloaded when the files change).
-func reloadTLSOnHangup(s *resp.Server, log *slog.Logger) {
+// tlsReloader is a listener serving TLS: resp.Server and fb.Server.
+type tlsReloader interface {
+	ReloadTLS() error
+	Addr() string
+}
+
+// reloadTLSOnHangup reloads the TLS listeners' certificate on SIGHUP (it is
+// also reloaded when the files change).
+func reloadTLSOnHangup(log *slog.Logger, servers ...tlsReloader) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	for range hup {
-		if err := s.ReloadTLS(); err != nil {
-			log.Error("reloading the TLS certificate", "err", err)
-		} else {
-			log.Info("TLS certificate reloaded")
+		for _, s := range servers {
+			if err := s.ReloadTLS(); err != nil {
+				log.Error("reloading the TLS certificate", "addr", s.Addr(), "err", err)
+			} else {
+				log.Info("TLS certificate reloaded", "addr", s.Addr())
+			}
 		}
 	}
 }

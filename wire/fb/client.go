@@ -3,6 +3,7 @@ package fb
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -42,6 +43,11 @@ type Options struct {
 	// DialTimeout bounds opening and authenticating a connection;
 	// DefaultDialTimeout when 0.
 	DialTimeout time.Duration
+	// TLS, when set, makes every connection TLS with this configuration
+	// (for a server's TLS port: sluice --fb-tls-port). Its ServerName, when
+	// empty, is taken from each address dialled; a client certificate goes
+	// in Certificates when the server asks for one (--tls-ca).
+	TLS *tls.Config
 }
 
 // Client is a FlatBuffers client of one Sluice node. It is safe for
@@ -222,8 +228,15 @@ type clientConn struct {
 
 // dialConn opens a connection and authenticates it.
 func dialConn(ctx context.Context, addr string, o *Options) (*clientConn, error) {
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	var nc net.Conn
+	var err error
+	if o.TLS != nil {
+		d := tls.Dialer{Config: o.TLS}
+		nc, err = d.DialContext(ctx, "tcp", addr) // and the handshake
+	} else {
+		var d net.Dialer
+		nc, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return nil, err
 	}

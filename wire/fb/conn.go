@@ -1,6 +1,7 @@
 package fb
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/sluicedb/sluice/node"
 	"github.com/sluicedb/sluice/wire/internal/protected"
+	"github.com/sluicedb/sluice/wire/internal/tlsconf"
 )
 
 // Tuning of a server connection's buffers.
@@ -53,8 +55,9 @@ const (
 // are written when no complete request is left in the input, so a
 // pipelined run of requests costs one read and one write.
 type conn struct {
-	s  *Server
-	nc net.Conn
+	s   *Server
+	nc  net.Conn // what the connection is read and written through
+	raw net.Conn // the socket: nc, or what nc encrypts with TLS
 
 	// in[r:w] has been read and not run yet; want is the number of bytes
 	// the frame at r needs in all, once its length is known.
@@ -71,8 +74,12 @@ type conn struct {
 	killed  atomic.Bool // the node closed the client (Close)
 }
 
-func newConn(s *Server, nc net.Conn) *conn {
-	return &conn{s: s, nc: nc}
+func newConn(s *Server, raw net.Conn) *conn {
+	nc := raw
+	if s.tls != nil {
+		nc = tls.Server(raw, s.tls.Config())
+	}
+	return &conn{s: s, nc: nc, raw: raw}
 }
 
 // serve runs the connection until it ends. The connection is a client of
@@ -81,17 +88,23 @@ func newConn(s *Server, nc net.Conn) *conn {
 func (c *conn) serve() {
 	defer c.nc.Close()
 	c.runner.init(c.s, nil)
-	sess, err := c.s.node.Connect(c, c.nc.RemoteAddr().String(), c.nc.LocalAddr().String())
+	sess, err := c.s.node.Connect(c, c.raw.RemoteAddr().String(), c.raw.LocalAddr().String())
 	switch {
-	case errors.Is(err, node.ErrMaxClients):
+	case errors.Is(err, node.ErrMaxClients) && c.s.tls == nil:
 		c.refuse(err.Error())
 		return
 	case err != nil:
-		return // the node is closed
+		// The node is closed; or a TLS client is over maxclients, and is
+		// dropped before its handshake, as the RESP port does: sparing the
+		// handshake is the point.
+		return
 	}
 	defer sess.Disconnect()
-	if protected.Refuses(c.s.node, c.s.protected, c.nc.RemoteAddr()) {
-		c.s.log.Debug("fb: client refused by protected mode", "client", c.nc.RemoteAddr().String())
+	if tc, ok := c.nc.(*tls.Conn); ok && !c.handshake(tc) {
+		return
+	}
+	if protected.Refuses(c.s.node, c.s.protected, c.raw.RemoteAddr()) {
+		c.s.log.Debug("fb: client refused by protected mode", "client", c.raw.RemoteAddr().String())
 		c.refuse(errProtectedMode)
 		return
 	}
@@ -104,6 +117,30 @@ func (c *conn) serve() {
 	case endShutdown:
 		c.flush()
 	}
+}
+
+// handshake runs the TLS handshake within tlsconf.HandshakeTimeout.
+// Server.Close and CLIENT KILL interrupt it.
+func (c *conn) handshake(tc *tls.Conn) bool {
+	c.mu.Lock()
+	if c.stopped.Load() || c.killed.Load() {
+		c.mu.Unlock()
+		return false
+	}
+	c.raw.SetDeadline(time.Now().Add(tlsconf.HandshakeTimeout))
+	c.mu.Unlock()
+	err := tc.Handshake()
+	c.mu.Lock()
+	c.raw.SetWriteDeadline(time.Time{})
+	if !c.stopped.Load() && !c.killed.Load() { // their deadline must stay
+		c.raw.SetReadDeadline(time.Time{})
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.s.log.Info("fb: TLS handshake failed", "client", c.raw.RemoteAddr().String(), "err", err)
+		return false
+	}
+	return true
 }
 
 // refuse answers with an error frame (id 0) before any request and closes.

@@ -51,8 +51,16 @@
 // values). Protected mode (Config.DisableProtectedMode) refuses clients of
 // other hosts while the default user has no password. The Go client sends
 // Auth as the first request on each connection when Options.Password is
-// set. This port has no TLS yet (the RESP port's --tls-port does): keep
-// it on loopback or a private network.
+// set.
+//
+// With Config.TLSCertFile and TLSKeyFile the server speaks TLS (1.2 and
+// later), and only TLS, with the RESP port's certificate handling
+// (wire/internal/tlsconf): the files are read again when they change or on
+// Server.ReloadTLS, and with TLSCAFile every client must present a
+// certificate the CA signed. sluice serves it on --fb-tls-port, beside the
+// plaintext --fb-port or instead of it (--fb-port 0). The Go client speaks
+// TLS with Options.TLS. A client certificate does not replace the
+// password.
 //
 // # Server
 //

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluicedb/sluice/node"
 	"github.com/sluicedb/sluice/wire/internal/listener"
+	"github.com/sluicedb/sluice/wire/internal/tlsconf"
 )
 
 // DefaultAddr is where a server listens when Config.Addr is empty: port
@@ -53,6 +54,20 @@ type Config struct {
 	// the RESP port, refuses clients from other hosts while the default
 	// user has no password.
 	DisableProtectedMode bool
+
+	// TLSCertFile and TLSKeyFile, when set, make the server speak TLS, and
+	// only TLS, exactly as the RESP server's fields of the same names: the
+	// PEM files of its certificate chain and private key, read again when
+	// they change (Server.ReloadTLS). To serve TLS and plaintext side by
+	// side, attach two Servers, one per address (sluice's --fb-tls-port
+	// beside --fb-port). TLS 1.2 is the oldest version accepted.
+	TLSCertFile string
+	TLSKeyFile  string
+	// TLSCAFile, when set, is a PEM bundle of the certificate authorities
+	// that sign client certificates: every client must then present one
+	// they signed, or its handshake fails. A client certificate does not
+	// replace the password (requirepass, ACL users), as in Redis.
+	TLSCAFile string
 }
 
 // Server serves a node to FlatBuffers clients. It implements node.Server:
@@ -63,6 +78,7 @@ type Server struct {
 	log       *slog.Logger
 	maxFrame  int
 	protected bool                      // protected mode is on
+	tls       *tlsconf.Files            // nil: plaintext
 	conns     *listener.Listener[*conn] // accepts and tracks the connections
 }
 
@@ -75,7 +91,8 @@ var (
 var errMaxFrame = errors.New("fb: Config.MaxFrame must be between 0 and MaxFrameLimit")
 
 // NewServer returns a server for n, listening on cfg.Addr (or serving
-// cfg.Listener). It accepts no client until Serve.
+// cfg.Listener). It accepts no client until Serve. It fails when the TLS
+// files do not load.
 func NewServer(n *node.Node, cfg Config) (*Server, error) {
 	maxFrame := cfg.MaxFrame
 	if maxFrame == 0 {
@@ -83,6 +100,17 @@ func NewServer(n *node.Node, cfg Config) (*Server, error) {
 	}
 	if maxFrame < 0 || maxFrame > MaxFrameLimit {
 		return nil, errMaxFrame
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	var files *tlsconf.Files
+	if cfg.TLSCertFile != "" || cfg.TLSKeyFile != "" || cfg.TLSCAFile != "" {
+		var err error
+		if files, err = tlsconf.Load("fb", cfg.TLSCertFile, cfg.TLSKeyFile, cfg.TLSCAFile, log); err != nil {
+			return nil, err
+		}
 	}
 	ln := cfg.Listener
 	if ln == nil {
@@ -95,11 +123,20 @@ func NewServer(n *node.Node, cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
-	log := cfg.Logger
-	if log == nil {
-		log = slog.Default()
+	return &Server{node: n, log: log, maxFrame: maxFrame, protected: !cfg.DisableProtectedMode, tls: files, conns: listener.New[*conn](ln, log, "fb")}, nil
+}
+
+// ReloadTLS reads the TLS certificate, key and CA files again, at once, for
+// a SIGHUP handler; the server also notices changed files by itself within
+// a second of the next connection. Connections made from now on use the
+// new material; established ones keep theirs. When the files do not load,
+// the server keeps the material it has and ReloadTLS returns the error. On
+// a server without TLS it does nothing.
+func (s *Server) ReloadTLS() error {
+	if s.tls == nil {
+		return nil
 	}
-	return &Server{node: n, log: log, maxFrame: maxFrame, protected: !cfg.DisableProtectedMode, conns: listener.New[*conn](ln, log, "fb")}, nil
+	return s.tls.Reload()
 }
 
 // Addr is the address the server listens on.
@@ -127,7 +164,8 @@ func (c *conn) Serve() { c.serve() }
 // Stop asks the connection to finish and close.
 func (c *conn) Stop() { c.stop() }
 
-// Kill closes the connection now.
+// Kill closes the connection now: the socket, not the TLS session, whose
+// close would first try to send an alert.
 func (c *conn) Kill() {
-	c.nc.Close()
+	c.raw.Close()
 }
