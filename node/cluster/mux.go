@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -44,6 +45,23 @@ func (c *Cluster) route(conn net.Conn) {
 	defer c.wg.Done()
 	var b [1]byte
 	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	// TLS first (tls.go), when the node has certificates or a secret; then
+	// the HMAC handshake inside it, when it has a secret.
+	sconn, err := secureAccepted(conn, c.net, c.secret)
+	if err != nil {
+		c.log.Warn("cluster port: TLS handshake failed, closing", "from", conn.RemoteAddr().String(), "err", err)
+		c.untrack(conn)
+		return
+	}
+	if sconn != conn {
+		// Track what the protocols close: closing it closes conn.
+		c.forget(conn)
+		if !c.track(sconn) {
+			sconn.Close()
+			return
+		}
+		conn = sconn
+	}
 	if err := authenticateAccepted(conn, c.secret); err != nil {
 		c.log.Warn("cluster port: handshake failed, closing", "from", conn.RemoteAddr().String(), "err", err)
 		c.untrack(conn)
@@ -118,11 +136,13 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	return dialProto(ctx, s.net, s.secret, string(address), protoRaft)
 }
 
-// dialProto dials the cluster port at addr, proves it holds secret (when
-// set) and checks that the listener does too, and chooses proto. Every
-// dial to the cluster port, raft's and Forward's, goes through it.
+// dialProto dials the cluster port at addr, runs TLS when the node has
+// certificates (n from WithTLS) or a secret (see tls.go), proves it holds
+// secret (when set) and checks that the listener does too, and chooses
+// proto. Every dial to the cluster port, raft's and Forward's, goes through
+// it.
 func dialProto(ctx context.Context, n Network, secret []byte, addr string, proto byte) (net.Conn, error) {
-	conn, err := n.Dial(ctx, addr)
+	raw, err := n.Dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +150,14 @@ func dialProto(ctx context.Context, n Network, secret []byte, addr string, proto
 	if !ok {
 		d = time.Now().Add(handshakeTimeout)
 	}
-	_ = conn.SetDeadline(d)
+	_ = raw.SetDeadline(d)
+	hctx, cancel := context.WithDeadline(ctx, d)
+	conn, err := secureDialed(hctx, raw, n, secret)
+	cancel()
+	if err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("cluster port TLS handshake with %s: %w", addr, err)
+	}
 	if err := authenticateDialed(conn, secret); err != nil {
 		conn.Close()
 		return nil, err
