@@ -5,13 +5,18 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // With Config.ClusterSecret set, every connection to the cluster port opens
-// with a mutual challenge–response before its protocol byte:
+// (inside TLS, see tls.go) with a mutual challenge–response before its
+// protocol byte:
 //
 //	dialer   → listener  nonceD:32
 //	listener → dialer    nonceL:32 | HMAC-SHA256(secret, "server" | nonceD | nonceL)
@@ -27,8 +32,9 @@ import (
 // them. It costs a round trip per new connection; connections are pooled.
 //
 // The handshake authenticates a connection when it opens; it does not
-// encrypt or sign what follows, so it guards against processes that can
-// reach the port, not against an attacker on the path between nodes.
+// encrypt or sign what follows. That is TLS's part (tls.go): with a secret,
+// every connection is TLS 1.3 first, with a key derived from the secret
+// unless the node has certificates, and this handshake runs inside it.
 const (
 	nonceSize = 32
 	proofSize = sha256.Size
@@ -122,14 +128,58 @@ func authenticateDialed(conn net.Conn, secret []byte) error {
 }
 
 // gossipKey is cfg.GossipKey, or when it is empty and ClusterSecret is set,
-// HMAC-SHA256(ClusterSecret, "gossip"): an AES-256 key that only holders of
-// the secret know, so that a process without it cannot join gossip (where
-// the leader would give it slots) any more than raft.
+// the key derived from the secret (derivedGossipKey), so that a process
+// without it cannot join gossip (where the leader would give it slots) any
+// more than raft.
 func gossipKey(cfg Config) []byte {
 	if len(cfg.GossipKey) > 0 || len(cfg.ClusterSecret) == 0 {
 		return cfg.GossipKey
 	}
-	m := hmac.New(sha256.New, cfg.ClusterSecret)
+	return derivedGossipKey(cfg.ClusterSecret)
+}
+
+// derivedGossipKey is HMAC-SHA256(secret, "gossip"): an AES-256 key that
+// only holders of the secret know.
+func derivedGossipKey(secret []byte) []byte {
+	m := hmac.New(sha256.New, secret)
 	m.Write([]byte("gossip"))
 	return m.Sum(nil)
+}
+
+// gossipKeyring is the keyring gossip runs with (memberlist.Config.Keyring):
+// gossipKey(cfg) encrypts, and it, cfg.GossipKeys and, with ClusterSecret,
+// the key derived from the secret all decrypt. memberlist tries every key
+// of the keyring on what it receives and encrypts with the primary one,
+// which is what lets a key rotate without a gap:
+//
+//  1. every node gets the new key as a further key (GossipKeys), its old
+//     one still primary: all still send with the old key, and all accept
+//     both;
+//  2. every node makes the new key primary and keeps the old one as a
+//     further key: nodes switched send with the new key, which every node
+//     accepts since step 1, and still accept the old one from nodes not yet
+//     switched;
+//  3. every node drops the old key.
+//
+// Each step is done on every node (a rolling restart, with sluice's
+// --gossip-key new,old list) before the next begins. It returns nil, and no
+// error, when gossip is not encrypted.
+func gossipKeyring(cfg Config) (*memberlist.Keyring, error) {
+	primary := gossipKey(cfg)
+	if len(primary) == 0 {
+		if len(cfg.GossipKeys) > 0 {
+			return nil, errors.New("cluster: GossipKeys without GossipKey (or ClusterSecret) to encrypt with")
+		}
+		return nil, nil
+	}
+	keys := slices.Clone(cfg.GossipKeys)
+	if len(cfg.ClusterSecret) > 0 && len(cfg.GossipKey) > 0 {
+		keys = append(keys, derivedGossipKey(cfg.ClusterSecret))
+	}
+	kr, err := memberlist.NewKeyring(keys, primary)
+	if err != nil {
+		// memberlist's errors name sizes, never key bytes.
+		return nil, fmt.Errorf("cluster: gossip key: %w", err)
+	}
+	return kr, nil
 }
