@@ -88,7 +88,7 @@ func TestGossipKeyRotation(t *testing.T) {
 		{GossipKey: old},
 		{GossipKey: old, GossipKeys: [][]byte{new}}, // 1: new installed
 		{GossipKey: new, GossipKeys: [][]byte{old}}, // 2: new primary
-		{GossipKey: new},                            // 3: old removed
+		{GossipKey: new}, // 3: old removed
 	}
 	net := NewMemNetwork()
 	host := 0
