@@ -43,7 +43,8 @@ type Client struct {
 	ctx        context.Context          // bounds forwarding; the caller's for Do, nil for network clients
 	forwardErr error                    // why the last forward failed, wrapped into Do's error
 
-	replPending bool // a write since the last AwaitReplicas went to replicas
+	replPending bool       // a write since the last AwaitReplicas went to replicas
+	replWaits   []replWait // how far this client's writes went into each peer's stream
 
 	replyOff bool // CLIENT REPLY OFF
 	skipNext bool // CLIENT REPLY SKIP: silence the next command
@@ -236,8 +237,13 @@ func (c *Client) call(cmd *Command, args [][]byte) {
 		c.trackRead(cmd, args)
 	}
 	cmd.Handler(c, args)
-	if cmd.Flags&flagWrite != 0 && !c.failed && c.n.tracking.active() {
-		c.n.tracking.invalidateKeys(c, cmd, args)
+	if cmd.Flags&flagWrite != 0 {
+		if !c.failed && c.n.tracking.active() {
+			c.n.tracking.invalidateKeys(c, cmd, args)
+		}
+		if c.n.cluster != nil {
+			c.replicate(cmd, args)
+		}
 	}
 	if c.track.caching != 0 && c.multi == nil && cmd.Name != "client" && cmd.parent == nil {
 		c.track.caching = 0

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sort"
 	"strconv"
@@ -86,7 +87,19 @@ func (c *Client) route(cmd *Command, args [][]byte) bool {
 		return false
 	}
 	if owner == c.n.id {
-		return true
+		if !c.n.refuses(slot) {
+			return true
+		}
+		// The slot is being handed over (or this node restarted and is
+		// not serving yet): wait for the table that moves it.
+		ctx, cancel := context.WithTimeout(c.context(), forwardTimeout)
+		next, ok := c.n.nextOwner(ctx, slot, owner)
+		cancel()
+		if !ok {
+			c.err("TRYAGAIN the slot is moving; retry")
+			return false
+		}
+		owner = next
 	}
 	if c.followsRedirects() || c.multi != nil {
 		c.moved(uint16(slot), owner)
@@ -119,12 +132,16 @@ func (c *Client) moved(slot uint16, owner string) {
 // change, the owner this node names may already have given the slot away and
 // answers not-owner; the command then waits (up to tableWait) for this node
 // to apply a newer table and goes to the owner that one names.
-func (c *Client) forward(owner string, slot uint16, args [][]byte) {
-	parent := c.ctx
-	if parent == nil {
-		parent = context.Background()
+// context is the context of the client's caller (Do's), or Background.
+func (c *Client) context() context.Context {
+	if c.ctx == nil {
+		return context.Background()
 	}
-	ctx, cancel := context.WithTimeout(parent, forwardTimeout)
+	return c.ctx
+}
+
+func (c *Client) forward(owner string, slot uint16, args [][]byte) {
+	ctx, cancel := context.WithTimeout(c.context(), forwardTimeout)
 	defer cancel()
 	for {
 		err := c.n.cluster.Forward(ctx, owner, args, c.w)
@@ -186,24 +203,49 @@ func commandOwner(t *ring.Table, cmd *Command, args [][]byte) (uint16, string, b
 // peerHandler serves commands forwarded by other nodes.
 type peerHandler struct{ n *Node }
 
-// ServePeer runs a forwarded command if this node owns its slot.
-func (p peerHandler) ServePeer(args [][]byte, w cluster.ReplyWriter) bool {
+// ServePeer runs a forwarded command if this node owns its slot, and
+// returns once its writes are replicated (an error when they were not in
+// time: the forwarding node then answers with an error, never with the
+// reply).
+func (p peerHandler) ServePeer(args [][]byte, w cluster.ReplyWriter) (bool, error) {
 	n := p.n
+	if n.joined.Load() == nil {
+		return false, nil // still starting: the sender waits for a table
+	}
 	cmd := commands[string(appendLower(nil, args[0]))]
 	if cmd != nil && cmd.keyCount(len(args)) > 0 {
 		t := n.cluster.Table()
 		if t == nil {
-			return false
+			return false, nil
 		}
-		if _, owner, ok := commandOwner(t, cmd, args); !ok || owner != n.id {
-			return false
+		if slot, owner, ok := commandOwner(t, cmd, args); !ok || owner != n.id || n.refuses(slot) {
+			return false, nil
 		}
 	}
 	c := n.peers.Get().(*Client)
 	defer n.peers.Put(c)
 	c.reset()
 	c.Exec(w, args)
-	return true
+	if !c.AwaitReplicas() {
+		return true, errNoReplicas
+	}
+	return true, nil
+}
+
+// ServeReplicate applies replication records from the owner of their slots.
+func (p peerHandler) ServeReplicate(payload []byte) error {
+	if p.n.joined.Load() == nil {
+		return errors.New("node still starting") // the sender retries
+	}
+	return p.n.repl.serveReplicate(payload)
+}
+
+// HandOff feeds the slots this node gives away or shares in the plan.
+func (p peerHandler) HandOff(ctx context.Context, pl cluster.Placement) error {
+	if p.n.joined.Load() == nil {
+		return nil // a node that is still starting holds nothing to hand off
+	}
+	return p.n.repl.handOff(ctx, pl)
 }
 
 // The CLUSTER commands, in Redis Cluster's formats so that cluster clients

@@ -40,6 +40,14 @@ type Config struct {
 	// connections that showed they are cluster-aware), RedirectAlways or
 	// RedirectNever.
 	Redirect string
+	// Replication says when a reply to a write leaves: ReplicationSync (the
+	// default) once the slot's replicas applied it, ReplicationAsync at
+	// once (WAIT then waits for the replicas).
+	Replication string
+	// ReplicationTimeout bounds how long a synchronous reply waits for the
+	// replicas; past it the connection is closed with the reply unsent. 0
+	// means 2s.
+	ReplicationTimeout time.Duration
 
 	// Logger receives the node's logs; slog.Default() when nil.
 	Logger *slog.Logger

@@ -47,6 +47,9 @@ func (n *Node) Do(ctx context.Context, args ...any) (any, error) {
 	c.ctx = ctx
 	c.Exec(&w, argv)
 	c.ctx = nil
+	if !c.AwaitReplicas() {
+		return nil, errNoReplicas
+	}
 	if e, ok := w.result.(Error); ok {
 		if c.forwardErr != nil {
 			return nil, fmt.Errorf("%w: %w", e, c.forwardErr)

@@ -168,8 +168,7 @@ func (n *Node) infoStats(b []byte) []byte {
 }
 
 func (n *Node) infoReplication(b []byte) []byte {
-	b = field(b, "role", "master")
-	b = fieldInt(b, "connected_slaves", 0)
+	b = n.replicationInfo(b)
 	b = field(b, "master_replid", n.id)
 	return fieldInt(b, "master_repl_offset", 0)
 }

@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -64,6 +65,7 @@ type Node struct {
 	embedded *sync.Pool // sessions for Do
 	peers    *sync.Pool // sessions for commands forwarded by other nodes
 	cluster  *cluster.Cluster
+	joined   atomic.Pointer[cluster.Cluster] // set once cluster is: peers wait for it
 	repl     replicator
 	stop     chan struct{}
 	done     sync.WaitGroup
@@ -101,6 +103,14 @@ func New(cfg Config) (*Node, error) {
 	}
 	limits := cfg.Limits.withDefaults()
 	n.limits.Store(&limits)
+	if err := n.repl.init(n, cfg); err != nil {
+		return nil, err
+	}
+	// Lease tokens start at a random point, so a token a failed node handed
+	// out is not handed out again by the replica that takes its slots.
+	var seed [8]byte
+	_, _ = rand.Read(seed[:])
+	n.leaseSeq.Store(binary.LittleEndian.Uint64(seed[:]) >> 2)
 	if err := n.acl.init(cfg.RequirePass, cfg.ACLFile); err != nil {
 		return nil, fmt.Errorf("node: ACL file: %w", err)
 	}
@@ -166,6 +176,8 @@ func (n *Node) Start() error {
 		}
 		n.cluster = cl
 		n.id = cl.Self().ID
+		n.joined.Store(cl) // peers may be served from here on
+		n.repl.start()
 	}
 	n.done.Add(1)
 	go n.expireLoop()

@@ -1,6 +1,10 @@
 package store
 
-import "math/rand/v2"
+import (
+	"math/rand/v2"
+
+	"github.com/cespare/xxhash/v2"
+)
 
 // Scan calls fn for up to about count entries from cursor and returns the next
 // cursor, 0 when the iteration is complete. A key present for a whole
@@ -56,36 +60,107 @@ func (s *Store) Scan(cursor uint64, count int, locks *Locks, fn func(key []byte,
 	return 0
 }
 
-// ForEachInSlot calls fn for every live entry of slot (for hand-off); fn must
-// not call the store.
-//
-// It walks every entry of every shard, one shard lock at a time, so one call
-// costs a full pass over the store (about 2 ms per million keys) whatever the
-// slot holds: moving many slots one call at a time costs that many passes.
-// A slice passed to fn is valid only during the call. Expired keys and
-// placeholders are skipped.
-func (s *Store) ForEachInSlot(slot uint16, fn func(key, val []byte, kind Kind, expireAt int64, c Cache, hasCache bool)) {
+// Entry is one entry as ForEachInSlots reports it. Key and Value are valid
+// only during the call.
+type Entry struct {
+	Key, Value []byte
+	Kind       Kind  // KindNone for a placeholder (a lease on a missing key)
+	ExpireAt   int64 // Unix ms, 0 for none
+	Cache      Cache
+	HasCache   bool
+	Slot       uint16
+}
+
+// ForEachInSlots calls fn for every live entry, placeholders included, whose
+// slot in reports true (for replication and hand-off). It walks one shard at
+// a time under the shard's lock, so fn sees each entry as it is at that
+// moment and must not call the store; after each shard, with no lock held,
+// it calls between when that is not nil (to pace the caller). One call is
+// one pass over the store (about 2 ms per million keys) however many slots
+// in selects. Expired entries are skipped.
+func (s *Store) ForEachInSlots(in func(slot uint16) bool, fn func(e *Entry), between func()) {
 	now := s.Now()
+	var ent Entry
 	for i := range s.shards {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for idx := range sh.nEntries {
 			e := sh.entry(idx)
-			kind := Kind(e.flags & kindMask)
-			if e.slot != slot || e.flags&flagFree != 0 || kind == KindNone || (e.expireAt != 0 && now > e.expireAt) {
+			if e.flags&flagFree != 0 || (e.expireAt != 0 && now > e.expireAt) || !in(e.slot) {
 				continue
 			}
 			rec := sh.rec(e)
 			off := keyOff(e)
 			klen, vlen := recKeyLen(rec), recValLen(rec)
-			var c Cache
-			if e.flags&flagCache != 0 {
-				c = recCache(rec)
+			ent = Entry{
+				Key:      rec[off : off+klen : off+klen],
+				Value:    rec[off+klen : off+klen+vlen : off+klen+vlen],
+				Kind:     Kind(e.flags & kindMask),
+				ExpireAt: e.expireAt,
+				HasCache: e.flags&flagCache != 0,
+				Slot:     e.slot,
 			}
-			fn(rec[off:off+klen:off+klen], rec[off+klen:off+klen+vlen:off+klen+vlen], kind, e.expireAt, c, e.flags&flagCache != 0)
+			if ent.HasCache {
+				ent.Cache = recCache(rec)
+			}
+			fn(&ent)
+		}
+		sh.mu.Unlock()
+		if between != nil {
+			between()
+		}
+	}
+}
+
+// DeleteSlots removes every entry whose slot in reports true (a node that
+// no longer holds those slots), reporting the keys to OnRemove, and returns
+// how many keys it removed.
+func (s *Store) DeleteSlots(in func(slot uint16) bool) int {
+	removed := 0
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for idx := range sh.nEntries {
+			e := sh.entry(idx)
+			if e.flags&flagFree != 0 || !in(e.slot) {
+				continue
+			}
+			key := sh.key(e)
+			if Kind(e.flags&kindMask) != KindNone {
+				removed++
+				if s.onRemove != nil {
+					s.onRemove(key)
+				}
+			}
+			s.remove(sh, idx, uint32(xxhash.Sum64(key)))
 		}
 		sh.mu.Unlock()
 	}
+	return removed
+}
+
+// Restore writes an entry as ForEachInSlots reported it (on another node):
+// its kind, value, expiry and cache metadata, replacing whatever the key
+// held. A placeholder (KindNone) keeps only its cache metadata.
+func (h *Handle) Restore(e *Entry) error {
+	if e.Kind == KindNone {
+		h.Delete()
+		return h.UpdateCache(e.Cache)
+	}
+	var c *Cache
+	if e.HasCache {
+		c = &e.Cache
+	}
+	if len(h.key) > maxKeyLen || len(e.Value) > maxValueLen {
+		return ErrTooLarge
+	}
+	v, old, err := h.put(len(e.Value), c)
+	if err != nil {
+		return err
+	}
+	copy(v, e.Value)
+	h.finish(old, e.Kind, e.ExpireAt, true)
+	return nil
 }
 
 // RandomKey appends a random live key to dst.

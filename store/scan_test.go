@@ -156,7 +156,7 @@ func TestLocks(t *testing.T) {
 	}
 }
 
-func TestForEachInSlot(t *testing.T) {
+func TestForEachInSlots(t *testing.T) {
 	slot := func(k []byte) uint16 { return uint16(k[0] - '0') }
 	s, clk := newTest(t, Config{Shards: 4, Slot: slot})
 	want := map[string]string{}
@@ -181,22 +181,40 @@ func TestForEachInSlot(t *testing.T) {
 	h.Close()
 	mustSet(t, s, "3-expired", "x", clk.nowMS()+1)
 	clk.advance(2)
+
+	// Copy slot 3 into another store through Restore, as hand-off does.
+	other, _ := newTest(t, Config{Shards: 2, Slot: slot})
 	got := map[string]string{}
-	s.ForEachInSlot(3, func(k, v []byte, kind Kind, exp int64, c Cache, hasCache bool) {
-		if kind != KindString {
-			t.Errorf("%q kind %v", k, kind)
+	passes := 0
+	s.ForEachInSlots(func(sl uint16) bool { return sl == 3 }, func(e *Entry) {
+		if e.Slot != 3 {
+			t.Errorf("%q in slot %d", e.Key, e.Slot)
 		}
-		if string(k) == "3-cache" {
-			if !hasCache || c.FreshUntil != 5 || string(v) != "cv" || exp != start+100 {
-				t.Errorf("cache entry: %q %+v %v exp %d", v, c, hasCache, exp)
+		var oh Handle
+		other.Open(&oh, e.Key, nil)
+		if err := oh.Restore(e); err != nil {
+			t.Error(err)
+		}
+		oh.Close()
+		switch string(e.Key) {
+		case "3-cache":
+			if !e.HasCache || e.Cache.FreshUntil != 5 || string(e.Value) != "cv" || e.ExpireAt != start+100 || e.Kind != KindString {
+				t.Errorf("cache entry: %+v", e)
 			}
-			return
+		case "3-placeholder":
+			if e.Kind != KindNone || e.Cache.LeaseToken != 1 {
+				t.Errorf("placeholder: %+v", e)
+			}
+		default:
+			if e.HasCache || e.ExpireAt != 0 || e.Kind != KindString {
+				t.Errorf("%+v", e)
+			}
+			got[string(e.Key)] = string(e.Value)
 		}
-		if hasCache || exp != 0 {
-			t.Errorf("%q has cache %v exp %d", k, hasCache, exp)
-		}
-		got[string(k)] = string(v)
-	})
+	}, func() { passes++ })
+	if passes != 4 {
+		t.Errorf("between called %d times, want once per shard (4)", passes)
+	}
 	if len(got) != len(want) {
 		t.Fatalf("slot 3: %d entries, want %d", len(got), len(want))
 	}
@@ -205,6 +223,33 @@ func TestForEachInSlot(t *testing.T) {
 			t.Fatalf("slot 3: %q = %q, want %q", k, got[k], v)
 		}
 	}
+	other.Open(&h, []byte("3-cache"), nil)
+	if c, ok := h.Cache(); !ok || c.FreshUntil != 5 || string(h.Value()) != "cv" || h.ExpireAt() != start+100 {
+		t.Errorf("restored cache entry: %q %+v %v", h.Value(), c, ok)
+	}
+	h.Close()
+	other.Open(&h, []byte("3-placeholder"), nil)
+	if c, ok := h.Cache(); !ok || h.Exists() || c.LeaseToken != 1 {
+		t.Errorf("restored placeholder: exists %v, %+v", h.Exists(), c)
+	}
+	h.Close()
+	if other.Len() != len(want)+1 {
+		t.Errorf("copy has %d keys, want %d", other.Len(), len(want)+1)
+	}
+
+	var removed []string
+	s.onRemove = func(k []byte) { removed = append(removed, string(k)) }
+	before := s.Len()
+	// The keys, 3-cache, and 3-expired, which expired but was not removed
+	// yet; the placeholder is not a key.
+	const extra = 2
+	if n := s.DeleteSlots(func(sl uint16) bool { return sl == 3 }); n != len(want)+extra {
+		t.Errorf("DeleteSlots removed %d keys, want %d", n, len(want)+extra)
+	}
+	if s.Len() != before-len(want)-extra || len(removed) != len(want)+extra {
+		t.Errorf("after DeleteSlots: %d keys (was %d), %d reported removed", s.Len(), before, len(removed))
+	}
+	s.ForEachInSlots(func(sl uint16) bool { return sl == 3 }, func(e *Entry) { t.Errorf("%q left in slot 3", e.Key) }, nil)
 }
 
 func TestRandomKey(t *testing.T) {

@@ -33,7 +33,17 @@ func TestPlaceholder(t *testing.T) {
 	if s.Scan(0, 100, nil, func(k []byte, _ Kind, _ int64) { t.Errorf("Scan returned %q", k) }) != 0 {
 		t.Fatal("scan not done")
 	}
-	s.ForEachInSlot(0, func(k, _ []byte, _ Kind, _ int64, _ Cache, _ bool) { t.Errorf("ForEachInSlot returned %q", k) })
+	// Hand-off copies it, as a placeholder, so a lease survives a move.
+	seen := 0
+	s.ForEachInSlots(func(uint16) bool { return true }, func(e *Entry) {
+		seen++
+		if string(e.Key) != "k" || e.Kind != KindNone || !e.HasCache || e.Cache != lease {
+			t.Errorf("ForEachInSlots returned %+v", e)
+		}
+	}, nil)
+	if seen != 1 {
+		t.Errorf("ForEachInSlots saw %d entries, want the placeholder", seen)
+	}
 
 	// It reopens with its metadata, and lives until the lease ends.
 	s.Open(&h, []byte("k"), nil)

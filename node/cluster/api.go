@@ -151,10 +151,11 @@ type Handler interface {
 	// ServePeer runs one command forwarded by another node and writes its
 	// reply to w. It reports false, writing nothing, when this node does
 	// not own the command's slot by its own table; Forward then returns
-	// ErrNotOwner. args and w are valid only during the call. Calls from
+	// ErrNotOwner. An error (a write its replicas did not confirm) replaces
+	// the reply: Forward returns it. args and w are valid only during the call. Calls from
 	// one connection come one at a time, in the order they were sent; Close
 	// waits for the calls in progress, so a call must not block for long.
-	ServePeer(args [][]byte, w ReplyWriter) bool
+	ServePeer(args [][]byte, w ReplyWriter) (bool, error)
 	// ServeReplicate applies a payload another node sent with Replicate
 	// (the node's replication and hand-off records; this package does not
 	// read them). Payloads from one sender to one receiver are applied in

@@ -41,6 +41,7 @@ type Cluster struct {
 	meta    atomic.Pointer[[]byte]     // what NodeMeta gossips
 	closed  atomic.Bool
 	leaving atomic.Bool
+	stale   atomic.Bool   // the agreed state knows another process as this node
 	ready   chan struct{} // closed at the first table
 	once    sync.Once
 
@@ -356,6 +357,7 @@ func (c *Cluster) rejoin(peers []string) {
 // setAgreed installs a state raft applied.
 func (c *Cluster) setAgreed(a *agreed) {
 	old := c.agreed.Swap(a)
+	c.noteServing(a)
 	if t := a.table; t != nil && len(t.Members()) > 0 {
 		if cur := c.table.Load(); cur == nil || t.Epoch > cur.Epoch {
 			c.table.Store(t)

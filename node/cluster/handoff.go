@@ -58,10 +58,14 @@ func newBoot() uint64 {
 	return binary.LittleEndian.Uint64(b[:]) | 1 // never 0, which means unknown
 }
 
-// serving reports whether the agreed state knows this process as this node.
-func (c *Cluster) serving() bool {
-	r, ok := c.agreed.Load().find(c.id)
-	return !ok || r.Boot == 0 || r.Boot == c.boot
+// serving reports whether the agreed state knows this process as this node
+// (one atomic load: routing asks on every command).
+func (c *Cluster) serving() bool { return !c.stale.Load() }
+
+// noteServing updates serving for a newly agreed state.
+func (c *Cluster) noteServing(a *agreed) {
+	r, ok := a.find(c.id)
+	c.stale.Store(ok && r.Boot != 0 && r.Boot != c.boot)
 }
 
 // startHandOff runs the handler's HandOff for a new plan in the background,

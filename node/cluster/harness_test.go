@@ -214,7 +214,11 @@ func (f *fakeHandler) ServeReplicate(payload []byte) error { return nil }
 // HandOff has nothing to move: the fake holds no data.
 func (f *fakeHandler) HandOff(ctx context.Context, p Placement) error { return nil }
 
-func (f *fakeHandler) ServePeer(args [][]byte, w ReplyWriter) bool {
+func (f *fakeHandler) ServePeer(args [][]byte, w ReplyWriter) (bool, error) {
+	return f.serve(args, w), nil
+}
+
+func (f *fakeHandler) serve(args [][]byte, w ReplyWriter) bool {
 	f.mu.Lock()
 	f.served++
 	release := f.release

@@ -212,7 +212,7 @@ func (c *Cluster) serve(args [][]byte, w ReplyWriter) (owned bool, err error) {
 	if c.handler == nil {
 		return false, errors.New("ERR node has no handler")
 	}
-	return c.handler.ServePeer(args, w), nil
+	return c.handler.ServePeer(args, w)
 }
 
 // call is one request in flight on a peerConn.
