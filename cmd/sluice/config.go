@@ -54,6 +54,13 @@ type options struct {
 	tlsKey        string
 	tlsCA         string
 	protectedMode bool
+
+	// Cluster security beyond the secret: further gossip keys (a
+	// rotation) and the cluster port's mutual TLS files.
+	gossipKeys     [][]byte
+	clusterTLSCert string
+	clusterTLSKey  string
+	clusterTLSCA   string
 }
 
 // An option is one setting, known by the same name as a flag (--name), an
@@ -163,20 +170,16 @@ var optionTable = []option{
 			}
 			return nil
 		}},
-	{"gossip-key", "", "shared key encrypting gossip: 16, 24 or 32 bytes, base64-encoded; every node needs the same one",
+	{"gossip-key", "", "shared key encrypting gossip: 16, 24 or 32 bytes, base64-encoded; every node needs the same one. To rotate keys, a comma-separated list: the first encrypts, all decrypt",
 		func(o *options, v string) error {
-			o.gossipKey = nil
-			if v == "" {
-				return nil
+			keys, err := parseGossipKeys(v)
+			o.gossipKey, o.gossipKeys = nil, nil
+			if len(keys) > 0 {
+				o.gossipKey, o.gossipKeys = keys[0], keys[1:]
 			}
-			k, err := base64.StdEncoding.DecodeString(v)
-			if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
-				return fmt.Errorf("want 16, 24 or 32 bytes in base64")
-			}
-			o.gossipKey = k
-			return nil
+			return err
 		}},
-	{"cluster-secret", "", "shared secret authenticating the cluster port between nodes (base64, 16+ bytes); empty: no authentication, for private networks only",
+	{"cluster-secret", "", "shared secret authenticating and encrypting (TLS) the cluster port between nodes (base64, 16+ bytes); empty: neither, unless --cluster-tls-cert, for private networks only",
 		func(o *options, v string) error {
 			o.clusterSecret = nil
 			if v == "" {
@@ -190,6 +193,12 @@ var optionTable = []option{
 			o.clusterSecret = k
 			return nil
 		}},
+	{"cluster-tls-cert", "", "PEM certificate this node presents on the cluster port (mutual TLS with --cluster-tls-key and --cluster-tls-ca), for both server and client auth; reloaded when the file changes",
+		func(o *options, v string) error { o.clusterTLSCert = v; return nil }},
+	{"cluster-tls-key", "", "PEM private key of --cluster-tls-cert",
+		func(o *options, v string) error { o.clusterTLSKey = v; return nil }},
+	{"cluster-tls-ca", "", "PEM CA bundle that signs the cluster's members: every certificate it signed is a member, so keep it for this cluster alone",
+		func(o *options, v string) error { o.clusterTLSCA = v; return nil }},
 	{"aclfile", "", "ACL users file in Redis's format (user <name> <rules>), loaded at start; ACL LOAD and ACL SAVE use it",
 		func(o *options, v string) error { o.aclFile = v; return nil }},
 	{"tls-port", "0", "RESP port serving TLS (with --tls-cert and --tls-key); 0 turns it off",

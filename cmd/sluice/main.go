@@ -95,9 +95,18 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		DataDir:       o.dataDir,
 		Replicas:      o.replicas,
 		GossipKey:     o.gossipKey,
+		GossipKeys:    o.gossipKeys,
 		ClusterSecret: o.clusterSecret,
 		// "" lets node.Start derive it from the RESP listener and --advertise.
 		Meta: cluster.Meta{RESPAddr: o.announce},
+	}
+	network, err := clusterNetwork(o, log)
+	if err != nil {
+		return err
+	}
+	clusterCfg.Network = network
+	if network != nil && o.gossipKey == nil && o.clusterSecret == nil {
+		log.Warn("cluster port TLS without --gossip-key or --cluster-secret: gossip is not encrypted, and anyone who reaches the gossip port can join the membership and be given slots")
 	}
 	n, err := node.New(node.Config{
 		NodeName:        o.nodeName,

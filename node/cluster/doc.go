@@ -39,14 +39,27 @@
 // # The cluster port
 //
 // One TCP port carries several protocols; a dialer's first byte chooses:
-// 'r' for raft's NetworkTransport, 'p' for the peer protocol. With
-// Config.ClusterSecret, a mutual HMAC-SHA256 handshake (auth.go) comes
-// before that byte on every connection, in the one dialer and the one
-// accept loop that raft and Forward share, so neither can skip it; a
-// connection that fails it, or takes longer than a few seconds, is closed
-// and logged. Without a secret anyone who reaches the port is a peer, which
-// suits private networks only. The peer
-// protocol is frames in both directions,
+// 'r' for raft's NetworkTransport, 'p' for the peer protocol. Before that
+// byte, on every connection, in the one dialer (dialProto) and the one
+// accept path (route) that raft and Forward share, so neither can skip
+// them, come up to two layers. TLS 1.3 (tls.go), when the node has
+// certificates (a Network from WithTLS: mutual TLS against the cluster's
+// CA) or Config.ClusterSecret (a key derived from the secret, pinned): it
+// encrypts and authenticates everything after it. Then, with
+// Config.ClusterSecret, a mutual HMAC-SHA256 handshake (auth.go) inside
+// it. A connection that fails either, or takes longer than a few seconds,
+// is closed and logged. With neither certificates nor a secret the port is
+// plaintext and anyone who reaches it is a peer, which suits private
+// networks only.
+//
+// Gossip is encrypted with a keyring (gossipKeyring): GossipKey, or the
+// secret's derived key, encrypts; GossipKeys are accepted too, so a key
+// rotates in three rolling steps (install the new key everywhere, make it
+// primary everywhere, remove the old one). Certificates do not key gossip:
+// a cluster with certificates needs a GossipKey too, or anyone who reaches
+// the gossip port joins the membership. See docs/cluster-security.md.
+//
+// The peer protocol is frames in both directions,
 //
 //	type:1 | id:4 | length:4 | payload
 //
