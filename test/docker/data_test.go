@@ -42,25 +42,31 @@ func newDataset(prefix string, keys, buckets int) *dataset {
 	return d
 }
 
-// write sets every key (pipelined, 500 at a time) and returns how many
-// writes failed: an acknowledged write is one that got OK.
+// write sets every key (pipelined, 500 at a time). Writes that fail are
+// retried for up to 10 s, since a cluster that just agreed on a table may
+// still answer TRYAGAIN; it returns how many never got OK.
 func (d *dataset) write(ctx context.Context, cc *redis.ClusterClient) (failed int, err error) {
-	for i := 0; i < len(d.keys); i += 500 {
-		batch := d.keys[i:min(i+500, len(d.keys))]
-		cmds, _ := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, k := range batch {
-				p.Set(ctx, k, d.values[k], 0)
-			}
-			return nil
-		})
-		for _, c := range cmds {
-			if c.Err() != nil {
-				failed++
-				err = c.Err()
+	pending := d.keys
+	for deadline := time.Now().Add(10 * time.Second); len(pending) > 0 && time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		var retry []string
+		for i := 0; i < len(pending); i += 500 {
+			batch := pending[i:min(i+500, len(pending))]
+			cmds, _ := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
+				for _, k := range batch {
+					p.Set(ctx, k, d.values[k], 0)
+				}
+				return nil
+			})
+			for j, c := range cmds {
+				if c.Err() != nil {
+					retry = append(retry, batch[j])
+					err = c.Err()
+				}
 			}
 		}
+		pending = retry
 	}
-	return failed, err
+	return len(pending), err
 }
 
 // throttle runs CL.THROTTLE on a bucket taking quantity tokens (0 only
@@ -79,15 +85,25 @@ func throttle(ctx context.Context, cc interface {
 }
 
 // drain takes tokens from each bucket until bucketLeft remain (a new bucket
-// is full: 100) and returns the buckets it could not drain.
+// is full: 100), retrying failed commands, and returns the buckets it could
+// not drain.
 func (d *dataset) drain(ctx context.Context, cc *redis.ClusterClient) (failed int, err error) {
 	for _, b := range d.buckets {
-		left, e := throttle(ctx, cc, b, 0)
-		if e == nil && left > bucketLeft {
-			left, e = throttle(ctx, cc, b, int(left-bucketLeft))
-		}
-		if e == nil && left != bucketLeft {
-			e = fmt.Errorf("bucket %s has %d tokens left after draining, want %d", b, left, bucketLeft)
+		var e error
+		for try := 0; try < 10; try++ {
+			var left int64
+			left, e = throttle(ctx, cc, b, 0)
+			if e == nil && left > bucketLeft {
+				left, e = throttle(ctx, cc, b, int(left-bucketLeft))
+			}
+			if e == nil && left != bucketLeft {
+				e = fmt.Errorf("bucket %s has %d tokens left after draining, want %d", b, left, bucketLeft)
+				break
+			}
+			if e == nil {
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 		if e != nil {
 			failed++

@@ -56,6 +56,7 @@ func TestFaults(t *testing.T) {
 	defer all.Close()
 	ds := newDataset("f", nKeys, nBuckets)
 	l := startLoad(c.clusterClient(c.nodes...), "setup")
+	t.Cleanup(l.finish)
 
 	// 1. Kill one node right after the last write was acknowledged.
 	victim, survivors := c.nodes[1], c.others(c.nodes[1])
@@ -93,10 +94,15 @@ func TestFaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after restarting %s: %v", victim.name, err)
 	}
+	killed := n
 	n = ds.count(ctx, all)
 	r.add("rejoin: %s answered PING %v after docker start and the 3 agreed on a table %v later; %v",
 		victim.name, up.Round(10*time.Millisecond), took.Round(10*time.Millisecond), n)
-	r.summary("rejoin %v", (up + took).Round(100*time.Millisecond))
+	r.summary("rejoin %v: %d more keys lost, %d more buckets fuller", (up + took).Round(100*time.Millisecond), n.lost-killed.lost, n.fuller-killed.fuller)
+	if n.lost != killed.lost || n.fuller != killed.fuller || n.unreadable != 0 || n.bucketErrs != 0 {
+		t.Errorf("the killed node's rejoin: %v, after the kill %v (first lost %q, first fuller %q, last error %v); want nothing more lost, fuller or unreadable",
+			n, killed, n.firstLost, n.firstFuller, n.lastErr)
+	}
 
 	// 2b. Rolling restart with SIGTERM, from a complete data set.
 	if failed, err := ds.write(ctx, all); failed > 0 {

@@ -23,6 +23,7 @@ import (
 type load struct {
 	cc    *redis.ClusterClient
 	stop  chan struct{}
+	once  sync.Once
 	wg    sync.WaitGroup
 	start time.Time
 
@@ -142,8 +143,13 @@ func (l *load) do(slot int, ackKey string, ackValue int64, f func(context.Contex
 	}
 }
 
-// finish stops the workers; slots still unavailable count until now.
+// finish stops the workers (once; later calls do nothing); slots still
+// unavailable count until now.
 func (l *load) finish() {
+	l.once.Do(l.finishOnce)
+}
+
+func (l *load) finishOnce() {
 	close(l.stop)
 	l.wg.Wait()
 	l.mu.Lock()
