@@ -43,12 +43,12 @@ func (r *report) print() {
 	r.t.Logf("==== %s report ====\n%s\nSUMMARY %s: %s", r.name, strings.Join(r.lines, "\n"), r.name, strings.Join(r.short, " | "))
 }
 
-// TestFaults runs three nodes with the default replication (one replica,
-// synchronous) through a kill, a restart of the killed node, a rolling
-// restart and a partition, under continuous load, and counts.
-func TestFaults(t *testing.T) {
+// TestKillAndRestart runs three nodes with the default replication (one
+// replica, synchronous) through a SIGKILL, a restart of the killed node and a
+// rolling restart with SIGTERM, under continuous load, and counts.
+func TestKillAndRestart(t *testing.T) {
 	c := startCluster(t)
-	r := &report{t: t, name: "TestFaults"}
+	r := &report{t: t, name: "TestKillAndRestart"}
 	defer r.print()
 	ctx := context.Background()
 
@@ -136,14 +136,34 @@ func TestFaults(t *testing.T) {
 			n, n.firstLost, n.firstFuller, n.lastErr)
 	}
 
-	// 3. Partition, from a complete data set again.
+	finishLoad(t, l, r)
+}
+
+// TestPartition cuts one node of three off the others under continuous
+// load and heals the partition (see partition).
+func TestPartition(t *testing.T) {
+	c := startCluster(t)
+	r := &report{t: t, name: "TestPartition"}
+	defer r.print()
+	ctx := context.Background()
+	all := c.clusterClient(c.nodes...)
+	defer all.Close()
+	ds := newDataset("p", nKeys, 0)
 	if failed, err := ds.write(ctx, all); failed > 0 {
-		t.Fatalf("rewriting the keys before the partition: %d failed: %v", failed, err)
+		t.Fatalf("writing %d keys to a healthy cluster: %d failed: %v", nKeys, failed, err)
 	}
+	l := startLoad(c.clusterClient(c.nodes...), "setup")
+	t.Cleanup(l.finish)
+	time.Sleep(time.Second)
 	l.setPhase("partition")
 	partition(t, c, ds, r)
+	finishLoad(t, l, r)
+}
 
-	l.setPhase("healed")
+// finishLoad stops the load a little after the last fault and reports it.
+func finishLoad(t *testing.T, l *load, r *report) {
+	ctx := context.Background()
+	l.setPhase("after")
 	time.Sleep(2 * time.Second)
 	l.finish()
 	lines, worst, errs := l.report()

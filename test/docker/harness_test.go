@@ -399,10 +399,18 @@ func (c *cluster) converged(nodes []*node) error {
 // returns how long it took.
 func (c *cluster) waitConverged(nodes []*node, timeout time.Duration) (time.Duration, error) {
 	start := time.Now()
-	for {
+	for i := 0; ; i++ {
 		err := c.converged(nodes)
 		if err == nil {
 			return time.Since(start), nil
+		}
+		if i%10 == 9 { // every 2 s or so: a node that exited will not converge
+			for _, n := range nodes {
+				if running, code, _ := c.state(n); !running {
+					logs, _ := docker(context.Background(), "logs", "--tail", "30", n.container)
+					return time.Since(start), fmt.Errorf("%s exited with status %d while waiting for %d nodes to converge (%w); its log ends:\n%s", n.name, code, len(nodes), err, logs)
+				}
+			}
 		}
 		if time.Since(start) > timeout {
 			return time.Since(start), fmt.Errorf("%d nodes did not converge within %v: %w", len(nodes), timeout, err)

@@ -44,12 +44,15 @@ type slotAvail struct {
 }
 
 // loadWorkers run at once, each over loadKeys keys, pausing loadPause after
-// each key's three commands: about 300 commands a second in all, light on a
-// shared 2-core machine, and each slot is visited every half second or so.
+// each key's three commands: about 500 commands a second in all, light on a
+// shared 2-core machine, and each slot is visited about every 0.7 s (the
+// resolution of the unavailability measured). A command waits at most
+// loadTimeout, so a worker stuck on a dead slot comes back to its others.
 const (
-	loadWorkers = 2
-	loadKeys    = 64
-	loadPause   = 5 * time.Millisecond
+	loadWorkers = 4
+	loadKeys    = 32
+	loadPause   = 20 * time.Millisecond
+	loadTimeout = 2 * time.Second
 )
 
 func startLoad(cc *redis.ClusterClient, phase string) *load {
@@ -110,7 +113,7 @@ func (l *load) work(w int) {
 // acknowledged when it succeeds.
 func (l *load) do(slot int, ackKey string, ackValue int64, f func(context.Context) error) {
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), loadTimeout)
 	err := f(ctx)
 	cancel()
 	end := time.Now()
