@@ -37,7 +37,20 @@ type Batch struct {
 	res     []uint32 // the position in frame of each result table
 	refused bool     // the response refused the whole request (its error field)
 	call    *call    // the call in flight, reused by the next Do unless abandoned
+
+	// A batch split over the nodes of a cluster, or with operations sent
+	// again after MOVED, has results in other frames: where says where each
+	// operation's result is (empty when all are in frame), and subs are
+	// the batches those frames were received into, kept for reuse.
+	where    []loc
+	subs     []*Batch
+	subPools []*pool       // the node each sub-batch went to
+	sent     []*clientConn // scratch for runSubs
 }
+
+// loc is where an operation's result is: result idx of subs[sub], or of
+// the batch's own frame when sub is -1.
+type loc struct{ sub, idx int32 }
 
 // opSpec is one operation as added, its key and value kept in the arena.
 type opSpec struct {
@@ -83,6 +96,12 @@ func (b *Batch) auth(user, password string) int {
 	return b.add(opSpec{kind: schema.OpKindAuth, hasVal: true}, user, []byte(password))
 }
 
+// slots adds a request for the slot table; connections send it when they
+// open, and the client when it refreshes the table.
+func (b *Batch) slots() int {
+	return b.add(opSpec{kind: schema.OpKindSlots}, "", nil)
+}
+
 func (b *Batch) add(op opSpec, key string, val []byte) int {
 	start := len(b.arena)
 	b.arena = append(b.arena, key...)
@@ -91,6 +110,19 @@ func (b *Batch) add(op opSpec, key string, val []byte) int {
 	op.val = span{op.key.end, len(b.arena)}
 	b.ops = append(b.ops, op)
 	b.res = b.res[:0] // results of an earlier run no longer match
+	return len(b.ops) - 1
+}
+
+// copyOp adds operation i of from, for a split or a resend.
+func (b *Batch) copyOp(from *Batch, i int) int {
+	op := from.ops[i]
+	start := len(b.arena)
+	b.arena = append(b.arena, from.arena[op.key.off:op.key.end]...)
+	b.arena = append(b.arena, from.arena[op.val.off:op.val.end]...)
+	op.key = span{start, start + op.key.end - op.key.off}
+	op.val = span{op.key.end, len(b.arena)}
+	b.ops = append(b.ops, op)
+	b.res = b.res[:0]
 	return len(b.ops) - 1
 }
 
@@ -106,11 +138,17 @@ func ceilMillisClient(d time.Duration) int64 {
 // Len is the number of operations in the batch.
 func (b *Batch) Len() int { return len(b.ops) }
 
+// key is operation i's key.
+func (b *Batch) key(i int) []byte { return b.arena[b.ops[i].key.off:b.ops[i].key.end] }
+
 // Reset empties the batch for reuse. The results, and every value read
 // from them, become invalid. Buffers that grew past 1 MiB for a large
 // response are released; smaller ones are kept.
 func (b *Batch) Reset() {
-	b.ops, b.res, b.refused = b.ops[:0], b.res[:0], false
+	b.ops, b.res, b.refused, b.where = b.ops[:0], b.res[:0], false, b.where[:0]
+	for _, sub := range b.subs {
+		sub.Reset()
+	}
 	b.arena = b.arena[:0]
 	if cap(b.frame) > keepBuf {
 		b.frame = nil
@@ -126,6 +164,21 @@ func (b *Batch) Reset() {
 // Result returns the result of operation i, after Do. Before Do, after a
 // failed Do, or for an i out of range, its Err is ErrNoResult.
 func (b *Batch) Result(i int) Result {
+	if len(b.where) > 0 {
+		if i < 0 || i >= len(b.where) {
+			return Result{}
+		}
+		w := b.where[i]
+		if w.sub >= 0 {
+			return b.subs[w.sub].own(int(w.idx))
+		}
+		i = int(w.idx)
+	}
+	return b.own(i)
+}
+
+// own returns result i of the batch's own frame.
+func (b *Batch) own(i int) Result {
 	if i < 0 || i >= len(b.res) {
 		return Result{}
 	}

@@ -24,7 +24,7 @@ const (
 	benchValue = 64
 )
 
-func benchNode(b *testing.B) (*node.Node, []string) {
+func benchNode(b testing.TB) (*node.Node, []string) {
 	b.Helper()
 	n, err := node.New(node.Config{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -50,19 +50,25 @@ type Options struct {
 	TLS *tls.Config
 }
 
-// Client is a FlatBuffers client of one Sluice node. It is safe for
-// concurrent use: goroutines share its connections, each request pipelined
-// behind the others, and each goroutine runs its own Batch. A broken
-// connection fails the requests in flight on it and is dialled again by the
-// next request that picks it.
+// Client is a FlatBuffers client of a Sluice node or cluster. It is safe
+// for concurrent use: goroutines share its connections, each request
+// pipelined behind the others, and each goroutine runs its own Batch. A
+// broken connection fails the requests in flight on it and is dialled
+// again by the next request that picks it.
 //
-// The client is single-node for now: every batch goes to the address it
-// was dialled with. Cluster routing will plug in at route, a function from
-// key to address, with a pool of connections per address.
+// In a cluster the client sends each key to its owner (see route.go): it
+// learns the slot table from the node it dialled, splits a batch by owner,
+// and follows MOVED answers, refreshing the table.
 type Client struct {
-	addr  string
-	opts  Options
-	pools map[string]*pool // by address; one until the client routes by slot
+	seed   string
+	opts   Options
+	routes atomic.Pointer[routes] // the slot table; nil: every key goes to seed
+	seedP  atomic.Pointer[pool]   // the pool of seed
+
+	mu      sync.Mutex // guards pools and closed
+	pools   map[string]*pool
+	closed  bool
+	refresh sync.Mutex // one table refresh at a time
 }
 
 // ErrClosed is returned by Do on a closed Client.
@@ -81,7 +87,8 @@ func Dial(addr string) (*Client, error) {
 
 // DialOptions connects to the server at addr. It opens every connection
 // (authenticating each when o.Password is set) before it returns, so that a
-// wrong address or password is reported here.
+// wrong address or password is reported here. When the node is a member of
+// a cluster, the client also learns the slot table.
 func DialOptions(addr string, o Options) (*Client, error) {
 	if o.Conns <= 0 {
 		o.Conns = DefaultConns
@@ -92,9 +99,8 @@ func DialOptions(addr string, o Options) (*Client, error) {
 	if o.DialTimeout <= 0 {
 		o.DialTimeout = DefaultDialTimeout
 	}
-	c := &Client{addr: addr, opts: o, pools: map[string]*pool{}}
-	p := &pool{addr: addr, opts: &c.opts, slots: make([]slot, o.Conns)}
-	c.pools[addr] = p
+	c := &Client{seed: addr, opts: o, pools: map[string]*pool{}}
+	p := c.pool(addr)
 	ctx, cancel := context.WithTimeout(context.Background(), o.DialTimeout)
 	defer cancel()
 	for i := range p.slots {
@@ -106,18 +112,17 @@ func DialOptions(addr string, o Options) (*Client, error) {
 	return c, nil
 }
 
-// route returns the address of the server for key. Single-node, that is the
-// address dialled; with the cluster it becomes a lookup of key's slot owner
-// in the slot table, and Do splits a batch by owner.
-func (c *Client) route(key []byte) string { return c.addr }
-
-// Do sends the batch's operations in one request and waits for the
-// response. On success the results are in the batch (Batch.Result), each
-// with its own error; Do's error is for the batch as a whole: the context
-// ended, the connection failed, or the server refused the request. Do may
-// be called again on the same batch, which sends the same operations.
+// Do sends the batch's operations and waits for their results: in one
+// request to one node, or, in a cluster, in one request to each node that
+// owns some of the batch's keys, all in flight at once. On success the
+// results are in the batch (Batch.Result), each with its own error; Do's
+// error is for the batch as a whole: the context ended, a connection
+// failed, or a server refused the request. An operation answered MOVED
+// (its key's slot is another node's) had not run: Do sends it again to the
+// node named, up to maxRedirects times, and refreshes the slot table. Do
+// may be called again on the same batch, which sends the same operations.
 //
-// When ctx ends while the request is in flight, Do returns ctx's error at
+// When ctx ends while a request is in flight, Do returns ctx's error at
 // once and the response is discarded when it arrives; if the response was
 // already arriving, the connection is closed instead (its other requests
 // fail), so that a stalled server never holds Do past ctx.
@@ -128,7 +133,22 @@ func (c *Client) Do(ctx context.Context, b *Batch) error {
 	if len(b.ops) > MaxOps {
 		return ErrTooManyOps
 	}
-	p := c.pools[c.route(b.arena[b.ops[0].key.off:b.ops[0].key.end])]
+	b.where, b.subPools = b.where[:0], b.subPools[:0]
+	rt := c.routes.Load()
+	var err error
+	if p := c.target(rt, b); p != nil {
+		err = c.doOn(ctx, p, b)
+	} else {
+		err = c.doSplit(ctx, rt, b)
+	}
+	if err != nil {
+		return err
+	}
+	return c.redirect(ctx, b)
+}
+
+// doOn runs the whole batch on one node.
+func (c *Client) doOn(ctx context.Context, p *pool, b *Batch) error {
 	cc, err := p.pick(ctx)
 	if err != nil {
 		return err
@@ -138,16 +158,38 @@ func (c *Client) Do(ctx context.Context, b *Batch) error {
 
 // Close closes the connections; requests in flight fail with ErrClosed.
 func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	pools := make([]*pool, 0, len(c.pools))
 	for _, p := range c.pools {
+		pools = append(pools, p)
+	}
+	c.mu.Unlock()
+	for _, p := range pools {
 		p.close()
 	}
 	return nil
+}
+
+// pool returns the pool of addr, made on first use (its connections are
+// dialled as they are picked). A closed client's pools are closed.
+func (c *Client) pool(addr string) *pool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := c.pools[addr]
+	if p == nil {
+		p = &pool{addr: addr, opts: &c.opts, c: c, slots: make([]slot, c.opts.Conns)}
+		p.closed.Store(c.closed)
+		c.pools[addr] = p
+	}
+	return p
 }
 
 // pool is the connections to one address.
 type pool struct {
 	addr   string
 	opts   *Options
+	c      *Client // learns the slot table from each new connection
 	slots  []slot
 	next   atomic.Uint32
 	closed atomic.Bool
@@ -181,7 +223,7 @@ func (p *pool) conn(ctx context.Context, i int) (*clientConn, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.opts.DialTimeout)
 	defer cancel()
-	cc, err := dialConn(ctx, p.addr, p.opts)
+	cc, err := dialConn(ctx, p.addr, p.opts, p.c.learn)
 	if err != nil {
 		return nil, err
 	}
@@ -226,8 +268,11 @@ type clientConn struct {
 	wake    chan struct{} // signals the flusher; closed when the connection fails
 }
 
-// dialConn opens a connection and authenticates it.
-func dialConn(ctx context.Context, addr string, o *Options) (*clientConn, error) {
+// dialConn opens a connection, authenticates it, and asks for the slot
+// table, which marks it as cluster-aware (the server answers MOVED on it
+// rather than forwarding); learn receives the response. A node outside a
+// cluster refuses the Slots operation, which is not an error here.
+func dialConn(ctx context.Context, addr string, o *Options, learn func(*Batch)) (*clientConn, error) {
 	var nc net.Conn
 	var err error
 	if o.TLS != nil {
@@ -243,24 +288,37 @@ func dialConn(ctx context.Context, addr string, o *Options) (*clientConn, error)
 	cc := &clientConn{nc: nc, br: bufio.NewReaderSize(nc, readSize), maxFrame: o.MaxFrame, wake: make(chan struct{}, 1)}
 	go cc.read()
 	go cc.flush()
-	if o.Password == "" {
-		return cc, nil
-	}
 	var b Batch
-	b.auth(o.User, o.Password)
+	auth := -1
+	if o.Password != "" {
+		auth = b.auth(o.User, o.Password)
+	}
+	b.slots()
 	if err := cc.do(ctx, &b, o.MaxFrame); err != nil {
 		cc.fail(err)
 		return nil, err
 	}
-	if err := b.Result(0).Err(); err != nil {
-		cc.fail(err)
-		return nil, err
+	if auth >= 0 {
+		if err := b.Result(auth).Err(); err != nil {
+			cc.fail(err)
+			return nil, err
+		}
 	}
+	learn(&b)
 	return cc, nil
 }
 
 // do runs one batch on the connection.
 func (cc *clientConn) do(ctx context.Context, b *Batch, maxFrame int) error {
+	if err := cc.start(ctx, b, maxFrame); err != nil {
+		return err
+	}
+	return cc.wait(ctx, b)
+}
+
+// start sends the batch's request on the connection; wait then waits for
+// its response. Between them the batch must not be touched.
+func (cc *clientConn) start(ctx context.Context, b *Batch, maxFrame int) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -276,9 +334,12 @@ func (cc *clientConn) do(ctx context.Context, b *Batch, maxFrame int) error {
 		return ErrBatchTooLarge
 	}
 	b.res, b.refused = b.res[:0], false
-	if err := cc.send(cl, frame); err != nil {
-		return err
-	}
+	return cc.send(cl, frame)
+}
+
+// wait waits for the response to the request start sent.
+func (cc *clientConn) wait(ctx context.Context, b *Batch) error {
+	cl := b.call
 	select {
 	case <-cl.done:
 	case <-ctx.Done():

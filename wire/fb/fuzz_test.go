@@ -39,6 +39,7 @@ func seedRequests() [][]byte {
 		func(b *Batch) { b.Set("k", []byte("v"), 0) },
 		func(b *Batch) { b.Set("k", nil, time.Minute) },
 		func(b *Batch) { b.auth("", "pw") },
+		func(b *Batch) { b.slots() },
 		func(b *Batch) { b.Get("k"); b.ops[0].kind = 99 },
 	}
 	var msgs [][]byte

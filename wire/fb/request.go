@@ -1,11 +1,13 @@
 package fb
 
 import (
+	"slices"
 	"strconv"
 
 	flatbuffers "github.com/google/flatbuffers/go"
 
 	"github.com/sluicedb/sluice/node"
+	"github.com/sluicedb/sluice/ring"
 	"github.com/sluicedb/sluice/wire/fb/internal/schema"
 )
 
@@ -16,8 +18,20 @@ import (
 // and its key, the OOM check, cluster routing, and the command statistics.
 // The arguments are slices of the request frame and the reply goes straight
 // into the response builder (reply, below), so nothing is parsed from text
-// or encoded as RESP, and a value is copied once, from the store into the
-// response.
+// or encoded as RESP.
+//
+// GET and CACHE.GET, the hot reads, go through the node's fast path first
+// (node.Client.FastGet, FastCacheGet): the same checks without the command
+// table's per-command machinery, about a third of a batch's server time.
+// What the fast path declines (errors, forwarding, leases to grant) runs
+// through Exec as above.
+//
+// Cluster routing: a connection that asked for the slot table (a Slots
+// operation) is cluster-aware, and an operation on a key another node owns
+// fails with "MOVED <slot> <host:port>" naming the owner's FlatBuffers
+// address; other connections' operations are forwarded to the owner, as
+// the RESP port does for plain clients. An owner that advertises no
+// FlatBuffers address cannot be redirected to: its keys are forwarded.
 
 // errUnknownOp is the error result of an operation kind this server does
 // not know; the number follows it.
@@ -34,6 +48,8 @@ var (
 	cmdTake     = []byte("RL.TAKE")
 	cmdSet      = []byte("SET")
 	cmdAuth     = []byte("AUTH")
+	cmdCluster  = []byte("CLUSTER")
+	argSlots    = []byte("SLOTS")
 	argLease    = []byte("LEASE")
 	argLimit    = []byte("LIMIT")
 	argPeriod   = []byte("PERIOD")
@@ -54,7 +70,14 @@ const (
 // running one allocates nothing.
 type runner struct {
 	maxFrame int
+	n        *node.Node
 	sess     *node.Client // nil for a connection refused before it had one
+
+	val    []byte // scratch: a value read by the fast path
+	msg    []byte // scratch: a MOVED error
+	slots  bool   // the request being run asked for the slot table
+	owners []string
+	ranges []slotRange
 
 	b     *flatbuffers.Builder
 	offs  []flatbuffers.UOffsetT // the results of the request being run
@@ -66,6 +89,7 @@ type runner struct {
 
 func (r *runner) init(s *Server, sess *node.Client) {
 	r.maxFrame = s.maxFrame
+	r.n = s.node
 	r.sess = sess
 	r.b = flatbuffers.NewBuilder(builderSize)
 }
@@ -81,6 +105,9 @@ func (r *runner) shrink() {
 	if cap(r.offs) > MaxOps/4 {
 		r.offs = nil
 	}
+	if cap(r.val) > keepBuf {
+		r.val = nil
+	}
 }
 
 // handle runs the request in msg (one frame's message) and appends its
@@ -95,7 +122,7 @@ func (r *runner) handle(out, msg []byte) (_ []byte, fatal bool) {
 	req.Init(msg, flatbuffers.GetUOffsetT(msg))
 	b := r.b
 	b.Reset()
-	r.offs, r.empty = r.offs[:0], 0
+	r.offs, r.empty, r.slots = r.offs[:0], 0, false
 	var op schema.Op
 	for i := range ops {
 		req.Ops(&op, i)
@@ -106,9 +133,19 @@ func (r *runner) handle(out, msg []byte) (_ []byte, fatal bool) {
 		b.PrependUOffsetT(r.offs[i])
 	}
 	results := b.EndVector(ops)
+	var epoch uint64
+	var addrs, ranges flatbuffers.UOffsetT
+	if r.slots {
+		epoch, addrs, ranges = r.slotTable()
+	}
 	schema.ResponseStart(b)
 	schema.ResponseAddId(b, id)
 	schema.ResponseAddResults(b, results)
+	if ranges != 0 {
+		schema.ResponseAddSlotEpoch(b, epoch)
+		schema.ResponseAddSlotAddrs(b, addrs)
+		schema.ResponseAddSlotRanges(b, ranges)
+	}
 	b.FinishSizePrefixed(schema.ResponseEnd(b))
 	frame := b.FinishedBytes()
 	if len(frame)-4 > r.maxFrame {
@@ -144,13 +181,29 @@ func (r *runner) run(op *schema.Op) flatbuffers.UOffsetT {
 	}
 	switch kind {
 	case schema.OpKindGet:
-		args = append(args, cmdGet, nonNil(op.KeyBytes()))
+		key := nonNil(op.KeyBytes())
+		var fr node.FastResult
+		r.val, fr = r.sess.FastGet(r.val[:0], key)
+		if res, done := r.fast(kind, fr); done {
+			return res
+		}
+		args = append(args, cmdGet, key)
 	case schema.OpKindCacheGet:
-		args = append(args, cmdCacheGet, nonNil(op.KeyBytes()))
-		if lease := op.LeaseMs(); lease != 0 {
+		key := nonNil(op.KeyBytes())
+		lease := op.LeaseMs()
+		var fr node.FastResult
+		r.val, fr = r.sess.FastCacheGet(r.val[:0], key, lease)
+		if res, done := r.fast(kind, fr); done {
+			return res
+		}
+		args = append(args, cmdCacheGet, key)
+		if lease != 0 {
 			args = append(args, argLease, num(lease))
 		}
 	case schema.OpKindThrottle:
+		if rt := r.sess.RouteKey("rl.take", op.KeyBytes()); rt.Moved && r.advertised(rt.Owner) {
+			return r.moved(rt.Slot, rt.Owner)
+		}
 		var t schema.ThrottleArgs
 		var limit, period, burst, cost int64
 		if op.Throttle(&t) != nil {
@@ -161,6 +214,9 @@ func (r *runner) run(op *schema.Op) flatbuffers.UOffsetT {
 			args = append(args, argBurst, num(burst))
 		}
 	case schema.OpKindSet:
+		if rt := r.sess.RouteKey("set", op.KeyBytes()); rt.Moved && r.advertised(rt.Owner) {
+			return r.moved(rt.Slot, rt.Owner)
+		}
 		args = append(args, cmdSet, nonNil(op.KeyBytes()), nonNil(op.ValueBytes()))
 		if ttl := op.TtlMs(); ttl != 0 {
 			args = append(args, argPX, num(ttl))
@@ -171,12 +227,158 @@ func (r *runner) run(op *schema.Op) flatbuffers.UOffsetT {
 			args = append(args, user)
 		}
 		args = append(args, nonNil(op.ValueBytes()))
+	case schema.OpKindSlots:
+		r.reply = reply{b: r.b, maxFrame: r.maxFrame}
+		r.sess.Exec(&r.reply, append(args, cmdCluster, argSlots))
+		if r.reply.err != 0 {
+			return r.result(kind)
+		}
+		r.slots = true
+		return r.ok()
 	default:
 		return r.fail(errUnknownOp + strconv.Itoa(int(kind)))
 	}
 	r.reply = reply{b: r.b, maxFrame: r.maxFrame}
-	r.sess.Exec(&r.reply, args)
+	// A key whose owner could not be redirected to (fast) is forwarded.
+	r.sess.ExecForward(&r.reply, args)
 	return r.result(kind)
+}
+
+// fast builds the result of a fast-path read, and reports false when the
+// fast path declined it (or its owner cannot be redirected to): the
+// operation then runs through Exec.
+func (r *runner) fast(kind schema.OpKind, fr node.FastResult) (flatbuffers.UOffsetT, bool) {
+	switch fr.Status {
+	case node.FastMoved:
+		if !r.advertised(fr.Owner) {
+			return 0, false
+		}
+		return r.moved(fr.Slot, fr.Owner), true
+	case node.FastSlow:
+		return 0, false
+	}
+	if kind == schema.OpKindGet && !fr.Found {
+		return r.ok(), true
+	}
+	b := r.b
+	var value flatbuffers.UOffsetT
+	if fr.Found {
+		if int(b.Offset())+len(r.val) > r.maxFrame {
+			return r.fail(string(errResponseTooLarge)), true
+		}
+		value = b.CreateByteVector(r.val)
+	}
+	schema.ResultStart(b)
+	if fr.Found {
+		schema.ResultAddValue(b, value)
+	}
+	if kind == schema.OpKindCacheGet {
+		schema.ResultAddCacheState(b, cacheState(fr.State))
+	}
+	return schema.ResultEnd(b), true
+}
+
+// cacheState maps a node's cache state to the schema's.
+func cacheState(s node.CacheState) schema.CacheState {
+	switch s {
+	case node.CacheFresh:
+		return schema.CacheStateFresh
+	case node.CacheStale:
+		return schema.CacheStateStale
+	case node.CacheRevalidate:
+		return schema.CacheStateRevalidate
+	case node.CacheMiss:
+		return schema.CacheStateMiss
+	case node.CacheWait:
+		return schema.CacheStateWait
+	}
+	return schema.CacheStateNone
+}
+
+// unknownAddr stands for the address of a node that advertises no
+// FlatBuffers address, in the slot table (as in MOVED errors on the RESP
+// port).
+const unknownAddr = "unknown:0"
+
+// fbAddr is the FlatBuffers address member id advertises, "" for none.
+func (r *runner) fbAddr(id string) string {
+	if cl := r.n.Cluster(); cl != nil {
+		if m, ok := cl.Member(id); ok {
+			return m.Meta.FBAddr
+		}
+	}
+	return ""
+}
+
+// advertised reports whether member id can be redirected to.
+func (r *runner) advertised(id string) bool { return r.fbAddr(id) != "" }
+
+// moved returns the result of an operation on a key of slot, which member
+// owner serves: "MOVED <slot> <its FlatBuffers address>", as Redis
+// Cluster's MOVED names the owner's RESP address.
+func (r *runner) moved(slot uint16, owner string) flatbuffers.UOffsetT {
+	r.msg = append(r.msg[:0], "MOVED "...)
+	r.msg = strconv.AppendUint(r.msg, uint64(slot), 10)
+	r.msg = append(r.msg, ' ')
+	r.msg = append(r.msg, r.fbAddr(owner)...)
+	text := r.b.CreateByteString(r.msg)
+	schema.ResultStart(r.b)
+	schema.ResultAddError(r.b, text)
+	return schema.ResultEnd(r.b)
+}
+
+// slotRange is a run of slots owned by the node at index addr.
+type slotRange struct{ start, end, addr uint16 }
+
+// slotTable writes the slot table into the response being built: its
+// epoch, the vector of owners' FlatBuffers addresses and the vector of
+// ranges. ranges is 0 when the node has no table.
+func (r *runner) slotTable() (epoch uint64, addrs, ranges flatbuffers.UOffsetT) {
+	cl := r.n.Cluster()
+	if cl == nil {
+		return 0, 0, 0
+	}
+	t := cl.Table()
+	if t == nil {
+		return 0, 0, 0
+	}
+	r.owners, r.ranges = r.owners[:0], r.ranges[:0]
+	for s := range ring.Slots {
+		owner := t.Owner(uint16(s))
+		i := slices.Index(r.owners, owner)
+		if i < 0 {
+			i = len(r.owners)
+			r.owners = append(r.owners, owner)
+		}
+		if n := len(r.ranges); n > 0 && int(r.ranges[n-1].addr) == i && int(r.ranges[n-1].end) == s-1 {
+			r.ranges[n-1].end = uint16(s)
+			continue
+		}
+		r.ranges = append(r.ranges, slotRange{uint16(s), uint16(s), uint16(i)})
+	}
+	b := r.b
+	if cap(r.offs) < len(r.offs)+len(r.owners) {
+		r.offs = slices.Grow(r.offs, len(r.owners))
+	}
+	strs := r.offs[len(r.offs):len(r.offs)]
+	for _, id := range r.owners {
+		addr := r.fbAddr(id)
+		if addr == "" {
+			addr = unknownAddr
+		}
+		strs = append(strs, b.CreateString(addr))
+	}
+	b.StartVector(sizeOffset, len(strs), sizeOffset)
+	for i := len(strs) - 1; i >= 0; i-- {
+		b.PrependUOffsetT(strs[i])
+	}
+	addrs = b.EndVector(len(strs))
+	schema.ResponseStartSlotRangesVector(b, len(r.ranges))
+	for i := len(r.ranges) - 1; i >= 0; i-- {
+		g := r.ranges[i]
+		schema.CreateSlotRange(b, g.start, g.end, g.addr)
+	}
+	return t.Epoch, addrs, b.EndVector(len(r.ranges))
 }
 
 // nonNil returns b, or an empty slice for an absent field: a command's
@@ -285,17 +487,8 @@ func (w *reply) Bulk(v []byte) {
 
 // BulkString is CACHE.GET's state.
 func (w *reply) BulkString(s string) {
-	switch node.CacheState(s) {
-	case node.CacheFresh:
-		w.state = schema.CacheStateFresh
-	case node.CacheStale:
-		w.state = schema.CacheStateStale
-	case node.CacheRevalidate:
-		w.state = schema.CacheStateRevalidate
-	case node.CacheMiss:
-		w.state = schema.CacheStateMiss
-	case node.CacheWait:
-		w.state = schema.CacheStateWait
+	if st := cacheState(node.CacheState(s)); st != schema.CacheStateNone {
+		w.state = st
 	}
 }
 

@@ -47,6 +47,9 @@ const (
 	slotResponseID      = 0
 	slotResponseResults = 1
 	slotResponseError   = 2
+	slotResponseEpoch   = 3
+	slotResponseAddrs   = 4
+	slotResponseRanges  = 5
 
 	slotResultValue    = 0
 	slotResultError    = 1
@@ -59,6 +62,7 @@ const (
 const (
 	sizeThrottleArgs = 32 // four longs
 	sizeDecision     = 40 // a bool, padding to 8, four longs
+	sizeSlotRange    = 6  // three ushorts
 	sizeOffset       = 4
 )
 
@@ -148,7 +152,7 @@ func (v verifier) vectorAt(at, elem uint64) (start, n uint64, err error) {
 	}
 	n = v.u32(vec)
 	start = vec + 4
-	// n < 2^32 and elem <= 4, so the product cannot overflow.
+	// n < 2^32 and elem <= 40, so the product cannot overflow.
 	if start+n*elem > v.size() {
 		return 0, 0, errVector
 	}
@@ -345,6 +349,9 @@ func verifyResponse(buf []byte, ops int, res []uint32) (id uint64, _ []uint32, e
 	if err := v.str(pos, vt, vsize, slotResponseError); err != nil {
 		return id, res, err
 	}
+	if err := v.slotTable(pos, vt, vsize); err != nil {
+		return id, res, err
+	}
 	start, n, present, err := v.vector(pos, vt, vsize, slotResponseResults, sizeOffset)
 	if err != nil {
 		return id, res, err
@@ -367,4 +374,25 @@ func verifyResponse(buf []byte, ops int, res []uint32) (id uint64, _ []uint32, e
 		res = append(res, uint32(rpos))
 	}
 	return id, res, nil
+}
+
+// slotTable checks a Response's slot table fields: the epoch, the vector of
+// addresses (strings) and the vector of SlotRange structs. What the values
+// mean (ranges within the slots, indexes within the addresses) is the
+// client's to check when it reads them (Client.learn).
+func (v verifier) slotTable(pos, vt, vsize uint64) error {
+	if _, _, err := v.field(pos, vt, vsize, slotResponseEpoch, 8); err != nil {
+		return err
+	}
+	start, n, _, err := v.vector(pos, vt, vsize, slotResponseAddrs, sizeOffset)
+	if err != nil {
+		return err
+	}
+	for i := range n {
+		if err := v.strAt(start + 4*i); err != nil {
+			return err
+		}
+	}
+	_, _, _, err = v.vector(pos, vt, vsize, slotResponseRanges, sizeSlotRange)
+	return err
 }

@@ -16,6 +16,7 @@ const (
 	OpKindThrottle OpKind = 2
 	OpKindSet      OpKind = 3
 	OpKindAuth     OpKind = 4
+	OpKindSlots    OpKind = 5
 )
 
 var EnumNamesOpKind = map[OpKind]string{
@@ -24,6 +25,7 @@ var EnumNamesOpKind = map[OpKind]string{
 	OpKindThrottle: "Throttle",
 	OpKindSet:      "Set",
 	OpKindAuth:     "Auth",
+	OpKindSlots:    "Slots",
 }
 
 var EnumValuesOpKind = map[string]OpKind{
@@ -32,6 +34,7 @@ var EnumValuesOpKind = map[string]OpKind{
 	"Throttle": OpKindThrottle,
 	"Set":      OpKindSet,
 	"Auth":     OpKindAuth,
+	"Slots":    OpKindSlots,
 }
 
 func (v OpKind) String() string {
@@ -567,6 +570,48 @@ func ResultEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
 }
 
+type SlotRange struct {
+	_tab flatbuffers.Struct
+}
+
+func (rcv *SlotRange) Init(buf []byte, i flatbuffers.UOffsetT) {
+	rcv._tab.Bytes = buf
+	rcv._tab.Pos = i
+}
+
+func (rcv *SlotRange) Table() flatbuffers.Table {
+	return rcv._tab.Table
+}
+
+func (rcv *SlotRange) Start() uint16 {
+	return rcv._tab.GetUint16(rcv._tab.Pos + flatbuffers.UOffsetT(0))
+}
+func (rcv *SlotRange) MutateStart(n uint16) bool {
+	return rcv._tab.MutateUint16(rcv._tab.Pos+flatbuffers.UOffsetT(0), n)
+}
+
+func (rcv *SlotRange) End() uint16 {
+	return rcv._tab.GetUint16(rcv._tab.Pos + flatbuffers.UOffsetT(2))
+}
+func (rcv *SlotRange) MutateEnd(n uint16) bool {
+	return rcv._tab.MutateUint16(rcv._tab.Pos+flatbuffers.UOffsetT(2), n)
+}
+
+func (rcv *SlotRange) Addr() uint16 {
+	return rcv._tab.GetUint16(rcv._tab.Pos + flatbuffers.UOffsetT(4))
+}
+func (rcv *SlotRange) MutateAddr(n uint16) bool {
+	return rcv._tab.MutateUint16(rcv._tab.Pos+flatbuffers.UOffsetT(4), n)
+}
+
+func CreateSlotRange(builder *flatbuffers.Builder, start uint16, end uint16, addr uint16) flatbuffers.UOffsetT {
+	builder.Prep(2, 6)
+	builder.PrependUint16(addr)
+	builder.PrependUint16(end)
+	builder.PrependUint16(start)
+	return builder.Offset()
+}
+
 type Response struct {
 	_tab flatbuffers.Table
 }
@@ -634,8 +679,56 @@ func (rcv *Response) Error() []byte {
 	return nil
 }
 
+func (rcv *Response) SlotEpoch() uint64 {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(10))
+	if o != 0 {
+		return rcv._tab.GetUint64(o + rcv._tab.Pos)
+	}
+	return 0
+}
+
+func (rcv *Response) MutateSlotEpoch(n uint64) bool {
+	return rcv._tab.MutateUint64Slot(10, n)
+}
+
+func (rcv *Response) SlotAddrs(j int) []byte {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		a := rcv._tab.Vector(o)
+		return rcv._tab.ByteVector(a + flatbuffers.UOffsetT(j*4))
+	}
+	return nil
+}
+
+func (rcv *Response) SlotAddrsLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(12))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
+func (rcv *Response) SlotRanges(obj *SlotRange, j int) bool {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		x := rcv._tab.Vector(o)
+		x += flatbuffers.UOffsetT(j) * 6
+		obj.Init(rcv._tab.Bytes, x)
+		return true
+	}
+	return false
+}
+
+func (rcv *Response) SlotRangesLength() int {
+	o := flatbuffers.UOffsetT(rcv._tab.Offset(14))
+	if o != 0 {
+		return rcv._tab.VectorLen(o)
+	}
+	return 0
+}
+
 func ResponseStart(builder *flatbuffers.Builder) {
-	builder.StartObject(3)
+	builder.StartObject(6)
 }
 func ResponseAddId(builder *flatbuffers.Builder, id uint64) {
 	builder.PrependUint64Slot(0, id, 0)
@@ -648,6 +741,21 @@ func ResponseStartResultsVector(builder *flatbuffers.Builder, numElems int) flat
 }
 func ResponseAddError(builder *flatbuffers.Builder, error flatbuffers.UOffsetT) {
 	builder.PrependUOffsetTSlot(2, flatbuffers.UOffsetT(error), 0)
+}
+func ResponseAddSlotEpoch(builder *flatbuffers.Builder, slotEpoch uint64) {
+	builder.PrependUint64Slot(3, slotEpoch, 0)
+}
+func ResponseAddSlotAddrs(builder *flatbuffers.Builder, slotAddrs flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(4, flatbuffers.UOffsetT(slotAddrs), 0)
+}
+func ResponseStartSlotAddrsVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(4, numElems, 4)
+}
+func ResponseAddSlotRanges(builder *flatbuffers.Builder, slotRanges flatbuffers.UOffsetT) {
+	builder.PrependUOffsetTSlot(5, flatbuffers.UOffsetT(slotRanges), 0)
+}
+func ResponseStartSlotRangesVector(builder *flatbuffers.Builder, numElems int) flatbuffers.UOffsetT {
+	return builder.StartVector(6, numElems, 2)
 }
 func ResponseEnd(builder *flatbuffers.Builder) flatbuffers.UOffsetT {
 	return builder.EndObject()
