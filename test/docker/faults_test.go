@@ -5,6 +5,7 @@ package docker
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -75,7 +76,9 @@ func TestKillAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after SIGKILL of %s: %v", victim.name, err)
 	}
-	r.add("kill: SIGKILL %s (raft state %s); the 2 survivors served every slot without it %v later", victim.name, info["cluster_raft_state"], took.Round(10*time.Millisecond))
+	_, _, unreplicated, _ := c.owners(survivors[0])
+	r.add("kill: SIGKILL %s (raft state %s); the 2 survivors served every slot without it %v later, %d slots without a replica then",
+		victim.name, info["cluster_raft_state"], took.Round(10*time.Millisecond), unreplicated)
 	survivor := c.clusterClient(survivors...)
 	defer survivor.Close()
 	n := ds.count(ctx, survivor)
@@ -188,7 +191,7 @@ func partition(t *testing.T, c *cluster, ds *dataset, r *report) {
 	ctx := context.Background()
 	m := c.nodes[2]
 	majority := c.others(m)
-	owner, _, err := c.owners(c.nodes[0])
+	owner, _, _, err := c.owners(c.nodes[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,7 +296,7 @@ func partition(t *testing.T, c *cluster, ds *dataset, r *report) {
 	// is that node any more in its table.
 	var dead time.Duration
 	for dead == 0 && time.Since(t0) < 40*time.Second {
-		if o, _, err := c.owners(majority[0]); err == nil && !contains(o, m.name) {
+		if o, _, _, err := c.owners(majority[0]); err == nil && !slices.Contains(o, m.name) {
 			dead = time.Since(t0)
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -424,13 +427,4 @@ func classOf(err error) string {
 		return ""
 	}
 	return errClass(err)
-}
-
-func contains(owner []string, name string) bool {
-	for _, o := range owner {
-		if o == name {
-			return true
-		}
-	}
-	return false
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -328,8 +329,9 @@ func (c *cluster) clusterInfo(n *node) (map[string]string, error) {
 }
 
 // owners reads CLUSTER SLOTS from a node: each slot's primary, "" where
-// none, and the RESP address the node announces for each member.
-func (c *cluster) owners(n *node) (owner []string, addrs map[string]string, err error) {
+// none, the RESP address the node announces for each member, and how many
+// slots have no replica.
+func (c *cluster) owners(n *node) (owner []string, addrs map[string]string, unreplicated int, err error) {
 	cl := c.client(n)
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -337,7 +339,7 @@ func (c *cluster) owners(n *node) (owner []string, addrs map[string]string, err 
 	//lint:ignore SA1019 CLUSTER SLOTS is what Sluice answers for the clients that still use it
 	ranges, err := cl.ClusterSlots(ctx).Result()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, 0, err
 	}
 	owner = make([]string, slots)
 	addrs = map[string]string{}
@@ -348,16 +350,21 @@ func (c *cluster) owners(n *node) (owner []string, addrs map[string]string, err 
 		for s := r.Start; s <= r.End && s < slots; s++ {
 			owner[s] = r.Nodes[0].ID
 		}
+		if len(r.Nodes) == 1 {
+			unreplicated += r.End - r.Start + 1
+		}
 		for _, rn := range r.Nodes {
 			addrs[rn.ID] = rn.Addr
 		}
 	}
-	return owner, addrs, nil
+	return owner, addrs, unreplicated, nil
 }
 
 // converged checks that every node in nodes reports cluster_state ok, the
-// same epoch and the same primaries, and that every slot's primary is one
-// of nodes.
+// same epoch and the same primaries, that every slot's primary is one of
+// nodes and each of nodes is the primary of some slots (a restarted node
+// has its share back), and that each announces the address the test
+// reaches it at (--announce-addr).
 func (c *cluster) converged(nodes []*node) error {
 	live := map[string]bool{}
 	for _, n := range nodes {
@@ -378,9 +385,17 @@ func (c *cluster) converged(nodes []*node) error {
 		} else if info["cluster_current_epoch"] != epoch {
 			return fmt.Errorf("epochs differ: %s on %s, %s on %s", epoch, nodes[0].name, info["cluster_current_epoch"], n.name)
 		}
-		owner, _, err := c.owners(n)
+		owner, addrs, _, err := c.owners(n)
 		if err != nil {
 			return fmt.Errorf("%s: CLUSTER SLOTS: %w", n.name, err)
+		}
+		for _, m := range nodes {
+			if !slices.Contains(owner, m.name) {
+				return fmt.Errorf("%s: %s is the primary of no slot", n.name, m.name)
+			}
+			if addrs[m.name] != m.addr() {
+				return fmt.Errorf("%s: CLUSTER SLOTS gives %s's address as %q, want %s", n.name, m.name, addrs[m.name], m.addr())
+			}
 		}
 		for s, o := range owner {
 			if !live[o] {
