@@ -247,10 +247,12 @@ func partition(t *testing.T, c *cluster, ds *dataset, r *report) {
 					key = k
 				}
 			}
-			cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-			werr := cl.Set(cctx, key, key, 0).Err()
+			wctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			werr := cl.Set(wctx, key, key, 0).Err()
+			cancel()
 			rk := mine[i%len(mine)]
-			v, rerr := cl.Get(cctx, rk).Result()
+			rctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			v, rerr := cl.Get(rctx, rk).Result()
 			cancel()
 			if rerr == redis.Nil {
 				rerr = fmt.Errorf("MISSING %s", rk)
