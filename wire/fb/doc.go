@@ -98,10 +98,13 @@
 // frame in place; Result.Value returns a slice of the frame, valid until
 // the batch is Reset or run again.
 //
-// The client is single-node for now. Routing goes through one seam,
-// Client.route (a key-to-address function) and a pool of connections per
-// address; the cluster's client will learn the slot table there, split a
-// batch by owner, and refresh the table on a wrong-owner reply.
+// In a cluster the client routes each key to its owner (route.go): every
+// connection asks for the slot table as it opens (a Slots operation, which
+// also makes the server answer "MOVED <slot> <host:port>" on it for keys
+// another node owns, instead of forwarding them), a batch is split into
+// one request per owner, and operations answered MOVED are sent to the
+// node named after the table is refreshed. Connections that never ask for
+// the table are served by forwarding, as plain RESP clients are.
 package fb
 
 //go:generate flatc --go --go-namespace schema --gen-onefile -o internal/schema sluice.fbs
