@@ -36,6 +36,9 @@ const (
 	RedirectNever  = "never"  // always forward
 )
 
+// errMinority answers writes on a node cut off from the raft quorum.
+const errMinority = "CLUSTERDOWN The cluster is down: this node is cut off from a quorum and takes no writes"
+
 // forwardTimeout bounds a forwarded command.
 const forwardTimeout = 5 * time.Second
 
@@ -84,6 +87,10 @@ func (c *Client) route(cmd *Command, args [][]byte) bool {
 	slot, owner, ok := commandOwner(table, cmd, args)
 	if !ok {
 		c.err("CROSSSLOT Keys in request don't hash to the same slot")
+		return false
+	}
+	if cmd.Flags&flagWrite != 0 && !cl.HasQuorum() {
+		c.err(errMinority)
 		return false
 	}
 	if owner == c.n.id {
@@ -220,6 +227,9 @@ func (p peerHandler) ServePeer(args [][]byte, w cluster.ReplyWriter) (bool, erro
 		}
 		if slot, owner, ok := commandOwner(t, cmd, args); !ok || owner != n.id || n.refuses(slot) {
 			return false, nil
+		}
+		if cmd.Flags&flagWrite != 0 && !n.cluster.HasQuorum() {
+			return true, Error(errMinority)
 		}
 	}
 	c := n.peers.Get().(*Client)

@@ -453,18 +453,13 @@ func (r *replicator) send(s *stream) {
 			r.n.log.Info("replication to a peer resumed", "peer", s.id, "failed_sends", s.failures)
 			s.failures = 0
 		}
-		if upTo > s.acked && upTo > s.lost {
+		if upTo > s.acked && upTo > s.lost && !s.closed {
 			s.acked = upTo
 			close(s.ackCh)
 			s.ackCh = make(chan struct{})
 		}
 		s.mu.Unlock()
-		if cap(msg) > maxSend {
-			msg = nil
-		} else {
-			msg = msg[:0:cap(msg)]
-			msg = nil
-		}
+		msg = nil
 	}
 }
 
@@ -482,9 +477,17 @@ func (r *replicator) header(b []byte) []byte {
 
 // place follows a new placement: the streams and routes of the slots this
 // node owns, and the data of slots it no longer holds.
+//
+// A node acts only on the latest placement, and only while the cluster
+// knows it as this process: a node replaying old raft entries after a
+// restart must neither feed peers nor drop what peers already fed it.
 func (r *replicator) place(p cluster.Placement) {
-	if p.Table == nil {
+	cl := r.n.cluster
+	if p.Table == nil || !cl.Serving() {
 		return
+	}
+	if cur := cl.Placement(); cur.Table != p.Table || cur.Target != p.Target || cur.Plan != p.Plan {
+		return // a newer placement is queued
 	}
 	me := r.n.id
 	r.mu.Lock()

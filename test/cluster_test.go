@@ -56,6 +56,7 @@ func sluiceBinary(t *testing.T) string {
 // clusterNode is one sluice process.
 type clusterNode struct {
 	name   string
+	spec   nodeSpec
 	addr   string // RESP
 	gossip string
 	cmd    *exec.Cmd
@@ -67,16 +68,35 @@ type clusterNode struct {
 
 func startClusterNode(t *testing.T, name string, join ...string) *clusterNode {
 	t.Helper()
-	port, gossip, cport := freePort(t), freePort(t), freePort(t)
+	return launchNode(t, nodeSpec{name: name, port: freePort(t), gossip: freePort(t), cport: freePort(t), join: join})
+}
+
+// nodeSpec is how a sluice process is started; the same spec starts it
+// again (same ports, same data dir) after it stopped.
+type nodeSpec struct {
+	name                string
+	port, gossip, cport int
+	dir                 string   // --data-dir, "" for none
+	join                []string // gossip addresses
+	extra               []string // more flags
+}
+
+func launchNode(t *testing.T, spec nodeSpec) *clusterNode {
+	t.Helper()
+	name := spec.name
 	args := []string{
-		"--node-name", name, "--bind", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--gossip-port", strconv.Itoa(gossip), "--cluster-port", strconv.Itoa(cport),
+		"--node-name", name, "--bind", "127.0.0.1", "--port", strconv.Itoa(spec.port),
+		"--gossip-port", strconv.Itoa(spec.gossip), "--cluster-port", strconv.Itoa(spec.cport),
 		"--admin-port", "0", "--fb-port", "0",
 	}
-	if len(join) > 0 {
-		args = append(args, "--join", strings.Join(join, ","))
+	if len(spec.join) > 0 {
+		args = append(args, "--join", strings.Join(spec.join, ","))
 	}
-	cn := &clusterNode{name: name, addr: "127.0.0.1:" + strconv.Itoa(port), gossip: "127.0.0.1:" + strconv.Itoa(gossip),
+	if spec.dir != "" {
+		args = append(args, "--data-dir", spec.dir)
+	}
+	args = append(args, spec.extra...)
+	cn := &clusterNode{name: name, spec: spec, addr: "127.0.0.1:" + strconv.Itoa(spec.port), gossip: "127.0.0.1:" + strconv.Itoa(spec.gossip),
 		logs: &lockedBuffer{}, exited: make(chan error, 1), done: make(chan struct{})}
 	cn.cmd = exec.Command(sluiceBinary(t), args...)
 	cn.cmd.Stdout, cn.cmd.Stderr = cn.logs, cn.logs

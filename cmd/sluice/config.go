@@ -45,6 +45,8 @@ type options struct {
 	dataDir       string
 	replicas      int
 	redirect      string
+	replication   string
+	replTimeout   time.Duration
 	gossipKey     []byte
 	clusterSecret []byte
 	aclFile       string
@@ -162,6 +164,22 @@ var optionTable = []option{
 		func(o *options, v string) error { o.dataDir = v; return nil }},
 	{"replicas", "-1", "extra copies of each slot; -1 means 1 once there are 2 or more nodes",
 		func(o *options, v string) (err error) { o.replicas, err = parseInt(v, -1, 8); return }},
+	{"replication", "sync", "when a reply to a write leaves: sync (once the slot's replicas applied it) or async (at once; WAIT waits)",
+		func(o *options, v string) error {
+			o.replication = strings.ToLower(v)
+			if o.replication != node.ReplicationSync && o.replication != node.ReplicationAsync {
+				return fmt.Errorf("%q: want sync or async", v)
+			}
+			return nil
+		}},
+	{"replication-timeout", "2s", "how long a synchronous reply waits for replicas before the connection is closed with it unsent",
+		func(o *options, v string) (err error) {
+			o.replTimeout, err = time.ParseDuration(v)
+			if err == nil && o.replTimeout <= 0 {
+				err = fmt.Errorf("%q: want a positive duration", v)
+			}
+			return err
+		}},
 	{"redirect", "auto", "which clients get MOVED for a slot owned elsewhere: auto (cluster-aware connections; others are forwarded), always or never",
 		func(o *options, v string) error {
 			o.redirect = strings.ToLower(v)

@@ -29,6 +29,8 @@ func defaultOptions() options {
 		clusterPort:     7947,
 		replicas:        -1,
 		redirect:        "auto",
+		replication:     "sync",
+		replTimeout:     2 * time.Second,
 		protectedMode:   true,
 	}
 }

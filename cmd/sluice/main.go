@@ -109,13 +109,15 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 		log.Warn("cluster port TLS without --gossip-key or --cluster-secret: gossip is not encrypted, and anyone who reaches the gossip port can join the membership and be given slots")
 	}
 	n, err := node.New(node.Config{
-		NodeName:        o.nodeName,
-		MaxMemory:       o.maxMemory,
-		MaxMemoryPolicy: o.maxMemoryPolicy,
-		RequirePass:     o.requirePass,
-		ACLFile:         o.aclFile,
-		Redirect:        o.redirect,
-		Cluster:         clusterCfg,
+		NodeName:           o.nodeName,
+		MaxMemory:          o.maxMemory,
+		MaxMemoryPolicy:    o.maxMemoryPolicy,
+		RequirePass:        o.requirePass,
+		ACLFile:            o.aclFile,
+		Redirect:           o.redirect,
+		Replication:        o.replication,
+		ReplicationTimeout: o.replTimeout,
+		Cluster:            clusterCfg,
 		Limits: node.Limits{
 			MaxClients:      o.maxClients,
 			ProtoMaxBulkLen: o.protoMaxBulkLen,

@@ -308,6 +308,12 @@ func (c *Cluster) Placement() Placement {
 	return Placement{Table: c.Table()}
 }
 
+// HasQuorum reports whether this node is in touch with a raft quorum (one
+// atomic load, refreshed ten times per heartbeat timeout). A node cut off
+// from it, on the minority side of a partition, must take no writes: the
+// majority may already have given its slots to others.
+func (c *Cluster) HasQuorum() bool { return c.quorum.Load() }
+
 // Serving reports whether this process is the one the agreed state knows
 // as this node. A node that restarted (and so lost its memory) is not,
 // until the leader has taken it out of the table and let it back in: it

@@ -42,6 +42,7 @@ type Cluster struct {
 	closed  atomic.Bool
 	leaving atomic.Bool
 	stale   atomic.Bool   // the agreed state knows another process as this node
+	quorum  atomic.Bool   // Status().HasQuorum, refreshed by quorumLoop
 	ready   chan struct{} // closed at the first table
 	once    sync.Once
 
@@ -144,7 +145,9 @@ func start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 		c.close()
 		return nil, err
 	}
-	c.wg.Add(3)
+	c.quorum.Store(true)
+	c.wg.Add(4)
+	go c.quorumLoop()
 	go c.reconcileLoop()
 	go c.reconnectLoop()
 	go c.notifyLoop()
@@ -357,13 +360,13 @@ func (c *Cluster) rejoin(peers []string) {
 // setAgreed installs a state raft applied.
 func (c *Cluster) setAgreed(a *agreed) {
 	old := c.agreed.Swap(a)
-	c.noteServing(a)
+	servingChanged := c.noteServing(a)
 	if t := a.table; t != nil && len(t.Members()) > 0 {
 		if cur := c.table.Load(); cur == nil || t.Epoch > cur.Epoch {
 			c.table.Store(t)
 			c.once.Do(func() { close(c.ready) })
 		}
-		c.queuePlacement(a)
+		c.queuePlacement(a, servingChanged)
 	}
 	if c.dataDir != "" {
 		c.savePeers(a)
@@ -408,11 +411,12 @@ func (c *Cluster) onChange(fn func(Placement)) {
 }
 
 // queuePlacement queues the placement of a applied state for the OnChange
-// functions when it differs from the last one queued.
-func (c *Cluster) queuePlacement(a *agreed) {
+// functions when it differs from the last one queued, or when Serving
+// changed.
+func (c *Cluster) queuePlacement(a *agreed, force bool) {
 	p := Placement{Table: c.table.Load(), Target: a.target, Plan: a.plan}
 	c.notifyMu.Lock()
-	if last := c.placed.Load(); last != nil && last.Table == p.Table && last.Target == p.Target && last.Plan == p.Plan {
+	if last := c.placed.Load(); !force && last != nil && last.Table == p.Table && last.Target == p.Target && last.Plan == p.Plan {
 		c.notifyMu.Unlock()
 		return
 	}

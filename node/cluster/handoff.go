@@ -62,10 +62,34 @@ func newBoot() uint64 {
 // (one atomic load: routing asks on every command).
 func (c *Cluster) serving() bool { return !c.stale.Load() }
 
-// noteServing updates serving for a newly agreed state.
-func (c *Cluster) noteServing(a *agreed) {
+// noteServing updates serving for a newly agreed state, and reports
+// whether it changed.
+func (c *Cluster) noteServing(a *agreed) bool {
 	r, ok := a.find(c.id)
-	c.stale.Store(ok && r.Boot != 0 && r.Boot != c.boot)
+	stale := ok && r.Boot != 0 && r.Boot != c.boot
+	return c.stale.Swap(stale) != stale
+}
+
+// quorumLoop keeps HasQuorum's flag fresh: ten times a heartbeat timeout.
+func (c *Cluster) quorumLoop() {
+	defer c.wg.Done()
+	tick := time.NewTicker(max(c.timing.HeartbeatTimeout/10, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-tick.C:
+		}
+		has := c.status().HasQuorum
+		if was := c.quorum.Swap(has); was != has {
+			if has {
+				c.log.Info("in touch with a raft quorum again: taking writes")
+			} else {
+				c.log.Warn("cut off from a raft quorum: refusing writes until it is back")
+			}
+		}
+	}
 }
 
 // startHandOff runs the handler's HandOff for a new plan in the background,
