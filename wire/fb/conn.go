@@ -283,6 +283,12 @@ func (c *conn) flush() bool {
 	if len(c.out) == 0 {
 		return true
 	}
+	if s := c.runner.sess; s != nil && !s.AwaitReplicas() {
+		// The replicas did not confirm the writes (SET, THROTTLE) these
+		// responses acknowledge: close without sending them.
+		c.out = c.out[:0]
+		return false
+	}
 	switch idle := c.s.node.Limits().IdleTimeout; {
 	case idle > 0:
 		c.nc.SetWriteDeadline(time.Now().Add(idle))
