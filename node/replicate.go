@@ -789,12 +789,17 @@ func (r *replicator) serveReplicate(msg []byte) error {
 	}
 	p := r.n.cluster.Placement()
 	me := r.n.id
-	accept := func(slot uint16) bool {
+	return r.apply(d.b, func(slot uint16) bool {
 		if p.Table == nil || epoch > p.Table.Epoch {
 			return true
 		}
 		return p.Table.Owner(slot) == from && (p.Table.Holds(me, slot) || p.Target.Holds(me, slot))
-	}
+	})
+}
+
+// apply applies records to the store, those of slots accept takes.
+func (r *replicator) apply(records []byte, accept func(slot uint16) bool) error {
+	d := replDecoder{b: records}
 	var resets []bool
 	flushResets := func() {
 		if resets != nil {
