@@ -82,7 +82,7 @@ func TestJoinGrowLeave(t *testing.T) {
 	// The leader leaves: it hands leadership on first.
 	leader := leaderOf(t, nodes)
 	left := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := leader.c.Leave(ctx); err != nil {
 		t.Fatalf("leave: %v", err)
@@ -282,7 +282,7 @@ func TestLeaveLastVoter(t *testing.T) {
 	nodes := h.startN(2)
 	waitConverged(t, 10*time.Second, nodes, "n1", "n2")
 	waitVoters(t, nodes, 1, 1)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := nodes[0].c.Leave(ctx); err != nil {
 		t.Fatal(err)
@@ -302,7 +302,7 @@ func TestFiveVoters(t *testing.T) {
 	nodes := h.startN(7)
 	waitConverged(t, 20*time.Second, nodes, names(nodes)...)
 	waitVoters(t, nodes, 5, 2)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	last := nodes[6]
 	if err := last.c.Leave(ctx); err != nil {

@@ -86,7 +86,7 @@ func TestRestartAfterLeave(t *testing.T) {
 	waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3")
 	waitVoters(t, nodes, 3, 0)
 	n3 := nodes[2]
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := n3.c.Leave(ctx); err != nil {
 		t.Fatal(err)
