@@ -159,12 +159,16 @@ func (c *tlsConn) Close() error { return c.raw.Close() }
 var errNoPeerCert = errors.New("cluster port TLS: the peer presented no certificate")
 
 // tlsBase is what every configuration of the cluster port shares: TLS 1.3
-// only, and no session tickets (connections are long-lived and pooled, and
-// a resumed session would skip the checks of the peer's certificate).
+// only, no session tickets (connections are long-lived and pooled, and a
+// resumed session would skip the checks of the peer's certificate), and
+// full-size records from the start (the peer protocol batches its frames,
+// and replication streams are bulk: small first records would only cost
+// writes).
 func tlsBase() *tls.Config {
 	return &tls.Config{
-		MinVersion:             tls.VersionTLS13,
-		SessionTicketsDisabled: true,
+		MinVersion:                  tls.VersionTLS13,
+		SessionTicketsDisabled:      true,
+		DynamicRecordSizingDisabled: true,
 	}
 }
 

@@ -712,3 +712,49 @@ func (c *scriptConn) RemoteAddr() net.Addr             { return tcpAddr("127.0.0
 func (c *scriptConn) SetDeadline(time.Time) error      { return nil }
 func (c *scriptConn) SetReadDeadline(time.Time) error  { return nil }
 func (c *scriptConn) SetWriteDeadline(time.Time) error { return nil }
+
+// BenchmarkForwardTLS is BenchmarkForwardLoopback's round trip for each
+// setting of the cluster port: what TLS costs a forwarded command.
+func BenchmarkForwardTLS(b *testing.B) {
+	ca := newTestCA(b, b.TempDir(), "cluster")
+	for _, s := range []struct {
+		name string
+		edit func(i int, cfg *Config)
+	}{
+		{"plaintext", func(int, *Config) {}},
+		{"secret", func(_ int, cfg *Config) { cfg.ClusterSecret = []byte("bench secret, 16+ bytes") }},
+		{"certificates", func(i int, cfg *Config) {
+			cfg.GossipKey = bytes.Repeat([]byte{3}, 32)
+			cfg.Network = mustTLS(b, TCPNetwork{}, ca.issue(b, "n"+string(rune('1'+i)), nil), cfg.Logger)
+		}},
+	} {
+		b.Run(s.name, func(b *testing.B) {
+			nodes := startLoopbackWith(b, &syncBuffer{}, []string{"n1", "n2"}, s.edit)
+			waitConverged(b, 10*time.Second, nodes, "n1", "n2")
+			c := nodes[0].c
+			args := [][]byte{[]byte("echo"), make([]byte, 64)}
+			ctx := context.Background()
+			b.Run("serial", func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					if err := c.Forward(ctx, "n2", args, discard{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.Run("parallel", func(b *testing.B) {
+				b.ReportAllocs()
+				b.SetParallelism(16)
+				var once sync.Once
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						if err := c.Forward(ctx, "n2", args, discard{}); err != nil {
+							once.Do(func() { b.Error(err) })
+							return
+						}
+					}
+				})
+			})
+		})
+	}
+}
