@@ -20,6 +20,12 @@ import (
 // by phase and kind, and for each slot the longest unavailability: from the
 // start of a command that failed to the end of the next one that succeeded,
 // attributed to the phase in which it began.
+//
+// go-redis's ClusterClient refreshes its slot map on MOVED and otherwise
+// only every minute: a dead node's slots would stay mapped to it. Like an
+// application that cares, the load asks for a refresh after an error (at
+// most once a second), so what is measured is the cluster's failover plus
+// one refresh, not the client's interval.
 type load struct {
 	cc    *redis.ClusterClient
 	stop  chan struct{}
@@ -27,13 +33,14 @@ type load struct {
 	wg    sync.WaitGroup
 	start time.Time
 
-	mu     sync.Mutex
-	phase  string
-	phases []string                  // in order
-	ops    map[string]int            // by phase
-	errs   map[string]map[string]int // phase → errClass → count
-	slots  map[int]*slotAvail
-	acked  map[string]int64 // key → the last value a SET of it got OK for
+	mu         sync.Mutex
+	lastReload time.Time
+	phase      string
+	phases     []string                  // in order
+	ops        map[string]int            // by phase
+	errs       map[string]map[string]int // phase → errClass → count
+	slots      map[int]*slotAvail
+	acked      map[string]int64 // key → the last value a SET of it got OK for
 }
 
 type slotAvail struct {
@@ -130,6 +137,10 @@ func (l *load) do(slot int, ackKey string, ackValue int64, f func(context.Contex
 			l.errs[l.phase] = map[string]int{}
 		}
 		l.errs[l.phase][errClass(err)]++
+		if end.Sub(l.lastReload) > time.Second {
+			l.lastReload = end
+			l.cc.ReloadState(context.Background()) // lazy: it returns at once
+		}
 		if s.downSince.IsZero() {
 			s.downSince, s.downPhase = start, l.phase
 		}
@@ -233,5 +244,17 @@ func (l *load) report() (lines []string, worst time.Duration, errors int) {
 		worst = all[0].s.worst
 	}
 	lines = append(lines, fmt.Sprintf("load: %d of %d slots were unavailable at some point; longest: %s", down, len(all), strings.Join(top, ", ")))
+	byPhase := map[string]time.Duration{}
+	for _, x := range all {
+		p, _, _ := strings.Cut(x.s.worstPhase, ",")
+		byPhase[p] = max(byPhase[p], x.s.worst)
+	}
+	var per []string
+	for _, p := range l.phases {
+		if d, ok := byPhase[p]; ok && d > 0 {
+			per = append(per, fmt.Sprintf("%s %v", p, d.Round(10*time.Millisecond)))
+		}
+	}
+	lines = append(lines, "load: longest unavailability of a slot by the phase it began in: "+strings.Join(per, ", "))
 	return lines, worst, errors
 }
