@@ -197,14 +197,32 @@ func TestClusterTLSFlags(t *testing.T) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	// A cluster just formed may answer TRYAGAIN (or CLUSTERDOWN) while its
+	// placement settles: retry until the deadline.
+	retry := func(what string, do func() error) {
+		t.Helper()
+		for {
+			err := do()
+			if err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: %v", what, err)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
 	for i := range 20 {
 		key := fmt.Sprintf("key-%d", i)
-		if err := clients[0].Set(ctx, key, "value", 0).Err(); err != nil {
-			t.Fatalf("SET %s: %v", key, err)
-		}
-		if v, err := clients[1].Get(ctx, key).Result(); err != nil || v != "value" {
-			t.Fatalf("GET %s on the other node: %q, %v", key, v, err)
-		}
+		retry("SET "+key, func() error { return clients[0].Set(ctx, key, "value", 0).Err() })
+		retry("GET "+key+" on the other node", func() error {
+			v, err := clients[1].Get(ctx, key).Result()
+			if err == nil && v != "value" {
+				err = fmt.Errorf("got %q", v)
+			}
+			return err
+		})
 	}
 	info, _ := clients[0].Info(ctx, "cluster").Result()
 	if strings.Contains(info, "cluster_forwarded_commands:0\r") {
