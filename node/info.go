@@ -225,6 +225,10 @@ func (n *Node) infoCluster(b []byte) []byte {
 
 func (n *Node) infoKeyspace(b []byte) []byte {
 	st := n.store.Stats()
+	if n.table() != nil {
+		// As DBSIZE: this node's own slots. Expires counts the copies too.
+		st.Keys = int64(n.dbSize())
+	}
 	if st.Keys == 0 {
 		return b
 	}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/sluicedb/sluice/ring"
 	"github.com/sluicedb/sluice/store"
 )
 
@@ -288,9 +289,10 @@ func cmdKeys(c *Client, args [][]byte) {
 	all := len(pattern) == 1 && pattern[0] == '*'
 	var keys [][]byte
 	var cursor uint64
+	mine := c.n.mine()
 	for {
 		cursor = c.n.store.Scan(cursor, 1024, c.locks, func(key []byte, _ store.Kind, _ int64) {
-			if all || globMatch(pattern, key, false) {
+			if (all || globMatch(pattern, key, false)) && (mine == nil || mine(key)) {
 				keys = append(keys, append([]byte(nil), key...))
 			}
 		})
@@ -342,8 +344,12 @@ func cmdScan(c *Client, args [][]byte) {
 		}
 	}
 	var keys [][]byte
+	mine := c.n.mine()
 	next := c.n.store.Scan(cursor, int(min(count, 1<<20)), c.locks, func(key []byte, kind store.Kind, _ int64) {
 		if pattern != nil && !globMatch(pattern, key, false) {
+			return
+		}
+		if mine != nil && !mine(key) {
 			return
 		}
 		if typ != nil && !eqFold(typ, typeName(kind)) {
@@ -386,8 +392,15 @@ func parseCursor(b []byte) (uint64, bool) {
 }
 
 func cmdRandomKey(c *Client, args [][]byte) {
+	mine := c.n.mine()
 	key, ok := c.n.store.RandomKey(c.scratch[:0], c.locks)
-	if !ok {
+	// A node that also holds copies of other nodes' slots draws until it
+	// finds one of its own keys (a fair number of tries, as Redis's
+	// RANDOMKEY gives up on a keyspace of expired keys).
+	for tries := 0; ok && mine != nil && !mine(key) && tries < 100; tries++ {
+		key, ok = c.n.store.RandomKey(key[:0], c.locks)
+	}
+	if !ok || (mine != nil && !mine(key)) {
 		c.w.Null()
 		return
 	}
@@ -396,7 +409,47 @@ func cmdRandomKey(c *Client, args [][]byte) {
 }
 
 func cmdDBSize(c *Client, args [][]byte) {
-	c.w.Int(int64(c.n.store.Len()))
+	c.w.Int(int64(c.n.dbSize()))
+}
+
+// dbSize is the number of keys of the slots this node owns: its store also
+// holds copies of other nodes' slots (replicas, slots being handed over),
+// which DBSIZE, KEYS, SCAN and RANDOMKEY leave out, as on a Redis Cluster
+// primary, whose replicas are other processes.
+func (n *Node) dbSize() int {
+	t := n.table()
+	if t == nil {
+		return n.store.Len()
+	}
+	total := 0
+	for s := range ring.Slots {
+		if t.Owner(uint16(s)) == n.id {
+			total += n.store.SlotLen(uint16(s))
+		}
+	}
+	return total
+}
+
+// table is the slot table when this node's store may hold keys of slots it
+// does not own, else nil (no cluster, or a cluster of one).
+func (n *Node) table() *ring.Table {
+	if n.cluster == nil {
+		return nil
+	}
+	if t := n.cluster.Table(); t != nil && t.Size() > 1 {
+		return t
+	}
+	return nil
+}
+
+// mine returns a filter for keys of the slots this node owns, or nil when
+// every key in its store is its own.
+func (n *Node) mine() func(key []byte) bool {
+	t := n.table()
+	if t == nil {
+		return nil
+	}
+	return func(key []byte) bool { return t.Owner(ring.KeySlot(key)) == n.id }
 }
 
 func cmdFlush(c *Client, args [][]byte) {
@@ -404,7 +457,13 @@ func cmdFlush(c *Client, args [][]byte) {
 		c.err(errSyntax)
 		return
 	}
-	c.n.store.Flush(c.locks)
+	if t := c.n.table(); t != nil {
+		// Only this node's slots: the copies it holds of other nodes' slots
+		// are theirs to flush. Its replicas get resets (see replicate).
+		c.n.store.DeleteSlots(func(s uint16) bool { return t.Owner(s) == c.n.id }, c.locks)
+	} else {
+		c.n.store.Flush(c.locks)
+	}
 	c.n.tracking.invalidateAll(c)
 	c.w.SimpleString("OK")
 }

@@ -66,7 +66,7 @@ const (
 )
 
 // replVersion leads every replication message.
-const replVersion = 1
+const replVersion = 2
 
 const (
 	// maxSend bounds one message's records (a larger single record goes
@@ -463,16 +463,19 @@ func (r *replicator) send(s *stream) {
 	}
 }
 
-// header starts a message: version, this node's ID and its table's epoch.
+// header starts a message: version, this node's ID, and the epoch of its
+// table and the plan of its placement.
 func (r *replicator) header(b []byte) []byte {
 	b = append(b, replVersion)
 	b = binary.AppendUvarint(b, uint64(len(r.n.id)))
 	b = append(b, r.n.id...)
+	p := r.n.cluster.Placement()
 	var epoch uint64
-	if t := r.n.cluster.Table(); t != nil {
-		epoch = t.Epoch
+	if p.Table != nil {
+		epoch = p.Table.Epoch
 	}
-	return binary.AppendUvarint(b, epoch)
+	b = binary.AppendUvarint(b, epoch)
+	return binary.AppendUvarint(b, p.Plan)
 }
 
 // place follows a new placement: the streams and routes of the slots this
@@ -574,7 +577,7 @@ func (r *replicator) place(p cluster.Placement) {
 	}
 	r.mu.Unlock()
 	if drop != nil {
-		n := r.n.store.DeleteSlots(func(s uint16) bool { return drop[s] })
+		n := r.n.store.DeleteSlots(func(s uint16) bool { return drop[s] }, nil)
 		r.n.log.Info("dropped the keys of slots this node no longer holds", "keys", n, "epoch", p.Table.Epoch)
 	}
 	select {
@@ -783,14 +786,18 @@ func (r *replicator) serveReplicate(msg []byte) error {
 		return errBadReplication
 	}
 	from := string(d.bytes())
-	epoch := d.uvarint()
+	epoch, plan := d.uvarint(), d.uvarint()
 	if d.err {
 		return errBadReplication
 	}
 	p := r.n.cluster.Placement()
 	me := r.n.id
+	// A sender with a newer table, or the same table and a newer plan, knows
+	// more than this node: a feed for a plan this node has not applied yet
+	// must not be dropped as if it came from a stranger.
+	ahead := p.Table == nil || epoch > p.Table.Epoch || (epoch == p.Table.Epoch && plan > p.Plan)
 	return r.apply(d.b, func(slot uint16) bool {
-		if p.Table == nil || epoch > p.Table.Epoch {
+		if ahead {
 			return true
 		}
 		return p.Table.Owner(slot) == from && (p.Table.Holds(me, slot) || p.Target.Holds(me, slot))
@@ -803,7 +810,7 @@ func (r *replicator) apply(records []byte, accept func(slot uint16) bool) error 
 	var resets []bool
 	flushResets := func() {
 		if resets != nil {
-			r.n.store.DeleteSlots(func(s uint16) bool { return resets[s] })
+			r.n.store.DeleteSlots(func(s uint16) bool { return resets[s] }, nil)
 			resets = nil
 		}
 	}

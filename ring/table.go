@@ -168,6 +168,9 @@ func (t *Table) ReplicaCount() int {
 	return t.k
 }
 
+// Size is the number of members.
+func (t *Table) Size() int { return len(t.members) }
+
 // Has reports whether id is a member of the table.
 func (t *Table) Has(id string) bool {
 	_, ok := t.index(id)

@@ -290,6 +290,9 @@ func (sh *shard) setMeta(idx uint32, e *entry, kind Kind, expireAt int64) {
 	}
 	if isKey != wasKey {
 		sh.keys.Add(delta(isKey))
+		if sh.slotKeys != nil {
+			sh.slotKeys[e.slot].Add(int32(delta(isKey)))
+		}
 	}
 	sh.listVolatile(idx, e)
 }

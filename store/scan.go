@@ -113,13 +113,14 @@ func (s *Store) ForEachInSlots(in func(slot uint16) bool, fn func(e *Entry), bet
 }
 
 // DeleteSlots removes every entry whose slot in reports true (a node that
-// no longer holds those slots), reporting the keys to OnRemove, and returns
-// how many keys it removed.
-func (s *Store) DeleteSlots(in func(slot uint16) bool) int {
+// no longer holds those slots, FLUSHALL on a cluster node), reporting the
+// keys to OnRemove, and returns how many keys it removed. Shards not held in
+// locks are locked one at a time.
+func (s *Store) DeleteSlots(in func(slot uint16) bool, locks *Locks) int {
 	removed := 0
 	for i := range s.shards {
 		sh := &s.shards[i]
-		sh.mu.Lock()
+		locked := s.acquire(i, locks)
 		for idx := range sh.nEntries {
 			e := sh.entry(idx)
 			if e.flags&flagFree != 0 || !in(e.slot) {
@@ -134,7 +135,9 @@ func (s *Store) DeleteSlots(in func(slot uint16) bool) int {
 			}
 			s.remove(sh, idx, uint32(xxhash.Sum64(key)))
 		}
-		sh.mu.Unlock()
+		if locked {
+			sh.mu.Unlock()
+		}
 	}
 	return removed
 }

@@ -237,19 +237,29 @@ func TestForEachInSlots(t *testing.T) {
 		t.Errorf("copy has %d keys, want %d", other.Len(), len(want)+1)
 	}
 
+	if got := s.SlotLen(3); got != len(want)+2 {
+		t.Errorf("SlotLen(3) = %d, want %d (3-expired is not removed yet)", got, len(want)+2)
+	}
 	var removed []string
 	s.onRemove = func(k []byte) { removed = append(removed, string(k)) }
 	before := s.Len()
 	// The keys, 3-cache, and 3-expired, which expired but was not removed
 	// yet; the placeholder is not a key.
 	const extra = 2
-	if n := s.DeleteSlots(func(sl uint16) bool { return sl == 3 }); n != len(want)+extra {
+	if n := s.DeleteSlots(func(sl uint16) bool { return sl == 3 }, nil); n != len(want)+extra {
 		t.Errorf("DeleteSlots removed %d keys, want %d", n, len(want)+extra)
 	}
 	if s.Len() != before-len(want)-extra || len(removed) != len(want)+extra {
 		t.Errorf("after DeleteSlots: %d keys (was %d), %d reported removed", s.Len(), before, len(removed))
 	}
 	s.ForEachInSlots(func(sl uint16) bool { return sl == 3 }, func(e *Entry) { t.Errorf("%q left in slot 3", e.Key) }, nil)
+	if s.SlotLen(3) != 0 || s.SlotLen(4) != 143 {
+		t.Errorf("after DeleteSlots: SlotLen(3) = %d, SlotLen(4) = %d, want 0 and 143", s.SlotLen(3), s.SlotLen(4))
+	}
+	s.Flush(nil)
+	if s.SlotLen(4) != 0 {
+		t.Errorf("after Flush: SlotLen(4) = %d", s.SlotLen(4))
+	}
 }
 
 func TestRandomKey(t *testing.T) {

@@ -79,6 +79,9 @@ type shard struct {
 	mem     int64  // accounted bytes of this shard
 
 	keys    atomic.Int64 // live keys (placeholders excluded), for Len without locks
+	// slotKeys counts keys per cluster slot, shared by every shard of a
+	// store with Config.Slot (nil without), for SlotLen.
+	slotKeys []atomic.Int32
 	expires atomic.Int64 // live keys with an expiry
 
 	_ [64]byte // keep neighbouring shards' locks off one cache line
@@ -257,6 +260,9 @@ func (sh *shard) count(e *entry, d int64) {
 		return
 	}
 	sh.keys.Add(d)
+	if sh.slotKeys != nil {
+		sh.slotKeys[e.slot].Add(int32(d))
+	}
 	if e.expireAt != 0 {
 		sh.expires.Add(d)
 	}

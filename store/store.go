@@ -106,6 +106,7 @@ type Store struct {
 	shift    uint // shard of a hash = hash >> shift
 	clock    Clock
 	slot     func([]byte) uint16
+	slotKeys []atomic.Int32 // keys per slot, with Config.Slot
 	onRemove func([]byte)
 
 	maxMem  atomic.Int64
@@ -132,12 +133,16 @@ func New(cfg Config) *Store {
 		slot:     cfg.Slot,
 		onRemove: cfg.OnRemove,
 	}
+	if cfg.Slot != nil {
+		s.slotKeys = make([]atomic.Int32, 1<<16)
+	}
 	if s.clock == nil {
 		s.clock = NewSystemClock()
 	}
 	seed := rand.Uint64()
 	for i := range s.shards {
 		s.shards[i].init(seed + uint64(i)*0x9E3779B97F4A7C15)
+		s.shards[i].slotKeys = s.slotKeys
 	}
 	s.maxMem.Store(max(cfg.MaxMemory, 0))
 	s.policy.Store(uint32(cfg.Policy))
@@ -150,6 +155,15 @@ func (s *Store) Now() int64 { return s.clock.Now() / 1e6 }
 // shardOf returns the index of the shard of a key hash: its top bits, so that
 // the low 32 bits, which the shard's table uses, stay independent of it.
 func (s *Store) shardOf(hash uint64) int { return int(hash >> s.shift) }
+
+// SlotLen returns the number of keys in slot (expired ones not removed yet
+// included, as in Len), or 0 without Config.Slot. It takes no lock.
+func (s *Store) SlotLen(slot uint16) int {
+	if s.slotKeys == nil {
+		return 0
+	}
+	return int(s.slotKeys[slot].Load())
+}
 
 // Len returns the number of live keys. It reads counters and takes no lock.
 func (s *Store) Len() int {
@@ -166,6 +180,13 @@ func (s *Store) Flush(locks *Locks) {
 	for i := range s.shards {
 		sh := &s.shards[i]
 		locked := s.acquire(i, locks)
+		if s.slotKeys != nil {
+			for idx := range sh.nEntries {
+				if e := sh.entry(idx); e.flags&flagFree == 0 {
+					sh.count(e, -1)
+				}
+			}
+		}
 		s.mem.Add(-sh.mem)
 		sh.reset()
 		if locked {

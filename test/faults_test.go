@@ -175,6 +175,22 @@ func TestKillAndRollingRestartLoseNothing(t *testing.T) {
 	if lost, fuller := count(t, ctx, cc); lost != 0 || fuller != 0 {
 		t.Fatalf("before any fault: %d keys lost, %d buckets fuller", lost, fuller)
 	}
+	// Each node counts only the keys of its own slots, though it also holds
+	// a replica's copy of others': the sizes add up to the keyspace.
+	total := int64(0)
+	for _, n := range nodes {
+		c := redis.NewClient(&redis.Options{Addr: n.addr})
+		size, err := c.DBSize(ctx).Result()
+		keys, kerr := c.Keys(ctx, "*").Result()
+		c.Close()
+		if err != nil || kerr != nil || int64(len(keys)) != size {
+			t.Errorf("%s: DBSIZE %d (%v), KEYS * %d (%v)", n.name, size, err, len(keys), kerr)
+		}
+		total += size
+	}
+	if total != faultKeys+faultBuckets {
+		t.Errorf("DBSIZE over the nodes adds up to %d, want %d", total, faultKeys+faultBuckets)
+	}
 
 	// 1. kill -9 one node.
 	victim := nodes[1]

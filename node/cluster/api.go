@@ -58,8 +58,9 @@ type Config struct {
 	// gossip is encrypted with a key derived from it, so a process without
 	// it cannot join gossip either (and take slots it could not serve).
 	// Empty means no handshake: anyone who reaches the cluster port is a
-	// peer, which is for private networks only. The handshake does not
-	// encrypt the traffic that follows.
+	// peer, which is for private networks only. With a secret the port's
+	// traffic is also encrypted: TLS 1.3 with a key derived from it (see
+	// tls.go), inside which the handshake runs.
 	ClusterSecret []byte
 	// Logger receives the cluster's logs, memberlist's and raft's
 	// included. nil means slog.Default().

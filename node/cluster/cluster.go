@@ -223,7 +223,9 @@ func (c *Cluster) open(cfg Config) error {
 	mc.Delegate = delegate{c}
 	mc.Events = delegate{c}
 	mc.Logger = newGossipLogger(c.log)
-	mc.SecretKey = gossipKey(cfg)
+	if mc.Keyring, err = gossipKeyring(cfg); err != nil {
+		return err
+	}
 	mc.ProbeInterval = c.timing.ProbeInterval
 	mc.ProbeTimeout = c.timing.ProbeTimeout
 	mc.GossipInterval = c.timing.GossipInterval

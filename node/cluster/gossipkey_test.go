@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log"
 	"strconv"
@@ -140,5 +141,29 @@ func TestGossipKeyRotation(t *testing.T) {
 				t.Errorf("a member at step %d joining one at step %d: %v, want %v", i, j, got, want)
 			}
 		}
+	}
+}
+
+// TestGossipKeyRotationCluster: members one step apart in a key rotation
+// (old,new / new,old) form one cluster; a member two steps ahead (new
+// only) cannot join members still at the first step.
+func TestGossipKeyRotationCluster(t *testing.T) {
+	old, next := bytes.Repeat([]byte{'o'}, 32), bytes.Repeat([]byte{'n'}, 32)
+	keys := func(cfg Config, primary []byte, more ...[]byte) Config {
+		cfg.GossipKey, cfg.GossipKeys = primary, more
+		return cfg
+	}
+	h := newHarness(t)
+	nodes := []*testNode{
+		h.start("n1", keys(h.config("n1", ""), old, next)),
+		h.start("n2", keys(h.config("n2", "n1"), old, next)),
+		h.start("n3", keys(h.config("n3", "n2"), next, old)),
+	}
+	waitConverged(t, 10*time.Second, nodes, "n1", "n2", "n3")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if c, err := Start(ctx, keys(h.config("n4", "n1"), next), &fakeHandler{id: "n4"}); err == nil {
+		c.Close()
+		t.Fatal("a member at step 3 of a rotation joined members at step 1")
 	}
 }
