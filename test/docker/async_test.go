@@ -43,7 +43,7 @@ func TestAsyncKill(t *testing.T) {
 	}
 	survivor := c.clusterClient(survivors...)
 	defer survivor.Close()
-	n := ds.count(ctx, survivor)
+	n := ds.countTwice(ctx, survivor, c, survivors, r, "async")
 	r.add("async: the survivors served every slot %v after the kill; %v", took.Round(10*time.Millisecond), n)
 	r.summary("kill with --replication async: %d/%d keys lost, %d unreadable, %d/%d buckets fuller (reported, not asserted)",
 		n.lost, nKeys, n.unreadable, n.fuller, nBuckets)

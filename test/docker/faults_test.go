@@ -81,7 +81,7 @@ func TestKillAndRestart(t *testing.T) {
 		victim.name, info["cluster_raft_state"], took.Round(10*time.Millisecond), unreplicated)
 	survivor := c.clusterClient(survivors...)
 	defer survivor.Close()
-	n := ds.count(ctx, survivor)
+	n := ds.countTwice(ctx, survivor, c, survivors, r, "kill")
 	r.add("kill (sync replication): %v", n)
 	r.summary("kill: %d/%d keys lost, %d unreadable, %d/%d buckets fuller, failover %v",
 		n.lost, nKeys, n.unreadable, n.fuller, nBuckets, took.Round(100*time.Millisecond))
@@ -98,7 +98,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatalf("after restarting %s: %v", victim.name, err)
 	}
 	killed := n
-	n = ds.count(ctx, all)
+	n = ds.countTwice(ctx, all, c, c.nodes, r, "rejoin")
 	r.add("rejoin: %s answered PING %v after docker start and the 3 agreed on a table %v later; %v",
 		victim.name, up.Round(10*time.Millisecond), took.Round(10*time.Millisecond), n)
 	r.summary("rejoin %v: %d more keys lost, %d more buckets fuller", (up + took).Round(100*time.Millisecond), n.lost-killed.lost, n.fuller-killed.fuller)
@@ -130,7 +130,7 @@ func TestKillAndRestart(t *testing.T) {
 		r.add("rolling: %s exited %d %v after SIGTERM, answered PING %v after docker start, the 3 agreed %v later",
 			nd.name, code, stopTook.Round(10*time.Millisecond), up.Round(10*time.Millisecond), took.Round(10*time.Millisecond))
 	}
-	n = ds.count(ctx, all)
+	n = ds.countTwice(ctx, all, c, c.nodes, r, "rolling restart")
 	r.add("rolling restart: %v", n)
 	r.summary("rolling restart: exits %s, %d/%d keys lost, %d unreadable, %d/%d buckets fuller",
 		strings.Join(codes, ","), n.lost, nKeys, n.unreadable, n.fuller, nBuckets)
@@ -411,8 +411,8 @@ func partition(t *testing.T, c *cluster, ds *dataset, r *report) {
 	for k := range ackedCopy {
 		heal.keys = append(heal.keys, k)
 	}
-	n := heal.count(ctx, all)
-	d := ds.count(ctx, all)
+	n := heal.countTwice(ctx, all, c, c.nodes, r, "heal, acknowledged partition writes")
+	d := ds.countTwice(ctx, all, c, c.nodes, r, "heal, data set")
 	r.add("heal: acknowledged partition writes %v; data set %v (%v after the heal)", n, d, time.Since(healAt).Round(10*time.Millisecond))
 	r.summary("partition: dead after %v, minority writes %d OK/%d CLUSTERDOWN/%d other, minority reads %d/%d served, majority write errors after failover %d, healed in %v, acknowledged lost %d/%d, data set lost %d",
 		dead.Round(100*time.Millisecond), mw.ok, mw.clusterdown, mw.other, mr.ok, mr.n, jw.nSteady-jw.okSteady, converge.Round(100*time.Millisecond), n.lost, len(heal.keys), d.lost)
@@ -429,4 +429,19 @@ func classOf(err error) string {
 		return ""
 	}
 	return errClass(err)
+}
+
+// countTwice counts through cc, and when something is missing counts again
+// 5 s later through a new ClusterClient and reports that too, to tell data
+// missing for a while (still being fed) or a stale client from data lost. It
+// returns the first count: a reader saw that.
+func (d *dataset) countTwice(ctx context.Context, cc *redis.ClusterClient, c *cluster, nodes []*node, r *report, what string) counts {
+	n := d.count(ctx, cc)
+	if n.lost+n.fuller+n.unreadable+n.bucketErrs > 0 {
+		time.Sleep(5 * time.Second)
+		fresh := c.clusterClient(nodes...)
+		defer fresh.Close()
+		r.add("%s: recounted 5 s later with a new client: %v", what, d.count(ctx, fresh))
+	}
+	return n
 }
