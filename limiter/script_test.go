@@ -303,7 +303,11 @@ func TestScriptMatchesThrottle(t *testing.T) {
 			if present {
 				want = strconv.FormatInt(st.TAT, 10)
 			}
-			if stored != want {
+			// Redis expires the key by its own clock, not the script's now:
+			// a state that lives under a second may be gone by the GET on a
+			// loaded machine.
+			shortLived := present && st.ExpireAtMillis()-now/1000 < 1000
+			if stored != want && !(stored == nil && shortLived) {
 				t.Fatalf("CL.THROTTLE k %s: the script stored %v, Go %v", line, stored, want)
 			}
 		}
