@@ -78,11 +78,11 @@ type shard struct {
 	rng     uint64 // xorshift state for sampling and the LFU counter
 	mem     int64  // accounted bytes of this shard
 
-	keys    atomic.Int64 // live keys (placeholders excluded), for Len without locks
+	keys atomic.Int64 // live keys (placeholders excluded), for Len without locks
 	// slotKeys counts keys per cluster slot, shared by every shard of a
 	// store with Config.Slot (nil without), for SlotLen.
 	slotKeys []atomic.Int32
-	expires atomic.Int64 // live keys with an expiry
+	expires  atomic.Int64 // live keys with an expiry
 
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
