@@ -45,6 +45,7 @@ type Client struct {
 
 	replPending bool       // a write since the last AwaitReplicas went to replicas
 	replWaits   []replWait // how far this client's writes went into each peer's stream
+	writePhase  uint32     // 1 + the phase of the write being run (see replicator.writers), 0 outside
 
 	replyOff bool // CLIENT REPLY OFF
 	skipNext bool // CLIENT REPLY SKIP: silence the next command
@@ -224,8 +225,14 @@ func (c *Client) call(cmd *Command, args [][]byte) {
 	}
 	c.failed = false
 	defer c.recoverPanic(cmd)
-	if c.n.cluster != nil && !c.route(cmd, args) {
-		return
+	if c.n.cluster != nil {
+		if cmd.Flags&flagWrite != 0 && c.writePhase == 0 {
+			c.enterWrite()
+			defer c.leaveWrite()
+		}
+		if !c.route(cmd, args) {
+			return
+		}
 	}
 	if c.locks == nil && cmd.keyCount(len(args)) > 1 {
 		c.keys = cmd.appendKeys(c.keys[:0], args)

@@ -97,6 +97,7 @@ func (c *Client) route(cmd *Command, args [][]byte) bool {
 		if !c.n.refuses(slot) {
 			return true
 		}
+		c.leaveWrite() // a hand-off must not wait for this write
 		// The slot is being handed over (or this node restarted and is
 		// not serving yet): wait for the table that moves it.
 		ctx, cancel := context.WithTimeout(c.context(), forwardTimeout)

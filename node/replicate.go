@@ -89,6 +89,12 @@ type replicator struct {
 
 	routes atomic.Pointer[routes] // nil on a node without peers to feed
 	frozen atomic.Uint64          // the plan whose given-away slots take no writes
+	// Writes between their routing check and their records' append count
+	// themselves in writers[phase]; handOff, once it froze slots, flips
+	// the phase and waits for the old count to drain, so no write it let
+	// through appends a record after the snapshot it waits on.
+	phase   atomic.Uint32
+	writers [2]atomic.Int64
 
 	mu      sync.Mutex
 	streams map[string]*stream
@@ -228,6 +234,25 @@ func (s *stream) status(seq uint64) (ch chan struct{}, settled, ok bool) {
 		return nil, true, true
 	}
 	return s.ackCh, false, false
+}
+
+// enterWrite counts a write command in the current phase (see writers),
+// when this node feeds peers; leaveWrite ends it, once.
+func (c *Client) enterWrite() {
+	r := &c.n.repl
+	if r.routes.Load() == nil {
+		return
+	}
+	p := r.phase.Load()
+	r.writers[p].Add(1)
+	c.writePhase = p + 1
+}
+
+func (c *Client) leaveWrite() {
+	if c.writePhase != 0 {
+		c.n.repl.writers[c.writePhase-1].Add(-1)
+		c.writePhase = 0
+	}
 }
 
 // replicate sends the state of the keys a write command named to the peers
@@ -718,6 +743,12 @@ func (r *replicator) handOff(ctx context.Context, p cluster.Placement) error {
 		return err
 	}
 	r.frozen.Store(p.Plan)
+	old := r.phase.Load()
+	r.phase.Store(1 - old)
+	if err := wait(func() bool { return r.writers[old].Load() == 0 }); err != nil {
+		r.frozen.CompareAndSwap(p.Plan, 0)
+		return err
+	}
 	ws := r.snapshot()
 	if err := wait(func() bool { return r.await(ws, time.Now()) }); err != nil {
 		r.frozen.CompareAndSwap(p.Plan, 0)
