@@ -50,15 +50,17 @@ type slotAvail struct {
 	worstPhase string
 }
 
-// loadWorkers run at once, each over loadKeys keys, pausing loadPause after
-// each key's three commands: about 500 commands a second in all, light on a
-// shared 2-core machine, and each slot is visited about every 0.7 s (the
-// resolution of the unavailability measured). A command waits at most
-// loadTimeout, so a worker stuck on a dead slot comes back to its others.
+// loadWorkers run at once, each over loadKeys keys (so over that many
+// slots), pausing loadPause after each key's three commands: about 450
+// commands a second in all, light on a shared 2-core machine. One key per
+// worker keeps the slots independent: a worker waiting out timeouts on a
+// dead slot does not delay seeing another slot come back, so a slot's
+// unavailability is measured to within loadPause. A command waits at most
+// loadTimeout.
 const (
-	loadWorkers = 4
-	loadKeys    = 32
-	loadPause   = 20 * time.Millisecond
+	loadWorkers = 48
+	loadKeys    = 1
+	loadPause   = 300 * time.Millisecond
 	loadTimeout = 2 * time.Second
 )
 
