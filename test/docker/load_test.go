@@ -40,7 +40,8 @@ type load struct {
 	ops        map[string]int            // by phase
 	errs       map[string]map[string]int // phase → errClass → count
 	slots      map[int]*slotAvail
-	acked      map[string]int64 // key → the last value a SET of it got OK for
+	hit        map[string]map[int]bool // phase → slots an outage began in
+	acked      map[string]int64        // key → the last value a SET of it got OK for
 }
 
 type slotAvail struct {
@@ -66,7 +67,7 @@ const (
 
 func startLoad(cc *redis.ClusterClient, phase string) *load {
 	l := &load{cc: cc, stop: make(chan struct{}), start: time.Now(),
-		ops: map[string]int{}, errs: map[string]map[string]int{}, slots: map[int]*slotAvail{}, acked: map[string]int64{}}
+		ops: map[string]int{}, errs: map[string]map[string]int{}, slots: map[int]*slotAvail{}, acked: map[string]int64{}, hit: map[string]map[int]bool{}}
 	l.setPhase(phase)
 	for w := range loadWorkers {
 		l.wg.Add(1)
@@ -145,6 +146,10 @@ func (l *load) do(slot int, ackKey string, ackValue int64, f func(context.Contex
 		}
 		if s.downSince.IsZero() {
 			s.downSince, s.downPhase = start, l.phase
+			if l.hit[l.phase] == nil {
+				l.hit[l.phase] = map[int]bool{}
+			}
+			l.hit[l.phase][slot] = true
 		}
 		return
 	}
@@ -253,8 +258,8 @@ func (l *load) report() (lines []string, worst time.Duration, errors int) {
 	}
 	var per []string
 	for _, p := range l.phases {
-		if d, ok := byPhase[p]; ok && d > 0 {
-			per = append(per, fmt.Sprintf("%s %v", p, d.Round(10*time.Millisecond)))
+		if d := byPhase[p]; d > 0 || len(l.hit[p]) > 0 {
+			per = append(per, fmt.Sprintf("%s %v (%d of %d slots had an outage begin then)", p, d.Round(10*time.Millisecond), len(l.hit[p]), len(l.slots)))
 		}
 	}
 	lines = append(lines, "load: longest unavailability of a slot by the phase it began in: "+strings.Join(per, ", "))
