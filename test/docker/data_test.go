@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -194,4 +195,50 @@ func cmp(first, s string) string {
 		return s
 	}
 	return first
+}
+
+// writeRacingKill writes the keys in pipelines of 100, once each with no
+// retry, and starts kill when half are written, so the writes that follow
+// race it; it stops writing once kill returned. Keys not written or whose
+// write did not get OK are dropped from d: it then holds exactly the
+// acknowledged writes. It returns how many writes got OK while kill ran,
+// how long kill took and when it returned.
+func (d *dataset) writeRacingKill(ctx context.Context, cc *redis.ClusterClient, kill func() error) (ackedDuring int, killTook time.Duration, killEnd time.Time, err error) {
+	var killed chan error
+	var killDone atomic.Bool
+	var acked []string
+	for i := 0; i < len(d.keys) && !killDone.Load(); i += 100 {
+		if killed == nil && i >= len(d.keys)/2 {
+			killed = make(chan error, 1)
+			killStart := time.Now()
+			go func() {
+				err := kill()
+				killEnd = time.Now()
+				killTook = killEnd.Sub(killStart)
+				killDone.Store(true)
+				killed <- err
+			}()
+		}
+		batch := d.keys[i:min(i+100, len(d.keys))]
+		cmds, _ := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, k := range batch {
+				p.Set(ctx, k, d.values[k], 0)
+			}
+			return nil
+		})
+		for j, c := range cmds {
+			if c.Err() == nil {
+				acked = append(acked, batch[j])
+				if killed != nil {
+					ackedDuring++
+				}
+			}
+		}
+	}
+	if killed == nil {
+		return 0, 0, time.Time{}, fmt.Errorf("fewer than 2 keys: nothing raced the kill")
+	}
+	err = <-killed
+	d.keys = acked
+	return ackedDuring, killTook, killEnd, err
 }

@@ -59,16 +59,17 @@ func TestKillAndRestart(t *testing.T) {
 	l := startLoad(c.clusterClient(c.nodes...), "setup")
 	t.Cleanup(l.finish)
 
-	// 1. Kill one node right after the last write was acknowledged.
+	// 1. Kill one node right after the last write was acknowledged (the
+	// buckets are drained first, so the keys' writes are the last).
 	victim, survivors := c.nodes[1], c.others(c.nodes[1])
 	start := time.Now()
-	if failed, err := ds.write(ctx, all); failed > 0 {
-		t.Fatalf("writing %d keys to a healthy cluster: %d failed: %v", nKeys, failed, err)
-	}
 	if failed, err := ds.drain(ctx, all); failed > 0 {
 		t.Fatalf("draining %d buckets in a healthy cluster: %d failed: %v", nBuckets, failed, err)
 	}
-	r.add("wrote %d keys and drained %d buckets to %d tokens in %v", nKeys, nBuckets, bucketLeft, time.Since(start).Round(time.Millisecond))
+	if failed, err := ds.write(ctx, all); failed > 0 {
+		t.Fatalf("writing %d keys to a healthy cluster: %d failed: %v", nKeys, failed, err)
+	}
+	r.add("drained %[2]d buckets to %[3]d tokens and wrote %[1]d keys in %[4]v", nKeys, nBuckets, bucketLeft, time.Since(start).Round(time.Millisecond))
 	info, _ := c.clusterInfo(victim)
 	l.setPhase("kill")
 	c.kill(victim)
