@@ -11,8 +11,8 @@ import (
 
 // TestAsyncKill is TestKillAndRestart's kill with --replication async: the
 // primary acknowledges before its replica has the write, so a SIGKILL while
-// writes stream in loses what was still in flight. The second half of the
-// keys is written while docker kill runs, and only acknowledged writes
+// writes stream in loses what was still in flight. After 10,000 keys,
+// writing goes on while docker kill runs, and only acknowledged writes
 // count. The loss is reported, not asserted: measuring it is the point.
 func TestAsyncKill(t *testing.T) {
 	image := sluiceImage(t)
@@ -26,12 +26,13 @@ func TestAsyncKill(t *testing.T) {
 	ctx := context.Background()
 	all := c.clusterClient(c.nodes...)
 	defer all.Close()
-	ds := newDataset("a", nKeys, nBuckets)
+	// Keys to spare: writing goes on until docker kill returns.
+	ds := newDataset("a", 10*nKeys, nBuckets)
 	if failed, err := ds.drain(ctx, all); failed > 0 {
 		t.Fatalf("draining %d buckets in a healthy cluster: %d failed: %v", nBuckets, failed, err)
 	}
 	victim, survivors := c.nodes[1], c.others(c.nodes[1])
-	during, killTook, killEnd, err := ds.writeRacingKill(ctx, all, func() error {
+	during, killTook, killEnd, err := ds.writeRacingKill(ctx, all, nKeys, func() error {
 		_, err := docker(context.Background(), "kill", "--signal", "KILL", victim.container)
 		return err
 	})
@@ -39,7 +40,7 @@ func TestAsyncKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.add("async: drained %d buckets, then wrote keys in pipelines of 100, running docker kill -s KILL %s after %d and writing on until it returned: %d writes got OK, %d of them while docker kill ran (it took %v)",
-		nBuckets, victim.name, nKeys/2, len(ds.keys), during, killTook.Round(time.Millisecond))
+		nBuckets, victim.name, nKeys, len(ds.keys), during, killTook.Round(time.Millisecond))
 	_, err = c.waitConverged(survivors, time.Minute)
 	if err != nil {
 		t.Fatalf("after SIGKILL of %s: %v", victim.name, err)

@@ -198,17 +198,17 @@ func cmp(first, s string) string {
 }
 
 // writeRacingKill writes the keys in pipelines of 100, once each with no
-// retry, and starts kill when half are written, so the writes that follow
-// race it; it stops writing once kill returned. Keys not written or whose
+// retry, and starts kill after the first start keys, so the writes that
+// follow race it; it stops writing once kill returned (have keys to spare). Keys not written or whose
 // write did not get OK are dropped from d: it then holds exactly the
 // acknowledged writes. It returns how many writes got OK while kill ran,
 // how long kill took and when it returned.
-func (d *dataset) writeRacingKill(ctx context.Context, cc *redis.ClusterClient, kill func() error) (ackedDuring int, killTook time.Duration, killEnd time.Time, err error) {
+func (d *dataset) writeRacingKill(ctx context.Context, cc *redis.ClusterClient, start int, kill func() error) (ackedDuring int, killTook time.Duration, killEnd time.Time, err error) {
 	var killed chan error
 	var killDone atomic.Bool
 	var acked []string
 	for i := 0; i < len(d.keys) && !killDone.Load(); i += 100 {
-		if killed == nil && i >= len(d.keys)/2 {
+		if killed == nil && i >= start {
 			killed = make(chan error, 1)
 			killStart := time.Now()
 			go func() {
@@ -220,12 +220,16 @@ func (d *dataset) writeRacingKill(ctx context.Context, cc *redis.ClusterClient, 
 			}()
 		}
 		batch := d.keys[i:min(i+100, len(d.keys))]
-		cmds, _ := cc.Pipelined(ctx, func(p redis.Pipeliner) error {
+		// A batch for a node that just died must not hold the kill's
+		// aftermath up: 2 s at most.
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		cmds, _ := cc.Pipelined(bctx, func(p redis.Pipeliner) error {
 			for _, k := range batch {
-				p.Set(ctx, k, d.values[k], 0)
+				p.Set(bctx, k, d.values[k], 0)
 			}
 			return nil
 		})
+		cancel()
 		for j, c := range cmds {
 			if c.Err() == nil {
 				acked = append(acked, batch[j])
@@ -236,7 +240,7 @@ func (d *dataset) writeRacingKill(ctx context.Context, cc *redis.ClusterClient, 
 		}
 	}
 	if killed == nil {
-		return 0, 0, time.Time{}, fmt.Errorf("fewer than 2 keys: nothing raced the kill")
+		return 0, 0, time.Time{}, fmt.Errorf("%d keys, kill after %d: nothing raced it", len(d.keys), start)
 	}
 	err = <-killed
 	d.keys = acked

@@ -55,37 +55,45 @@ func TestKillAndRestart(t *testing.T) {
 
 	all := c.clusterClient(c.nodes...)
 	defer all.Close()
-	ds := newDataset("f", nKeys, nBuckets)
+	// Keys to spare: writing goes on while docker kill runs.
+	ds := newDataset("f", 10*nKeys, nBuckets)
 	l := startLoad(c.clusterClient(c.nodes...), "setup")
 	t.Cleanup(l.finish)
 
-	// 1. Kill one node right after the last write was acknowledged (the
-	// buckets are drained first, so the keys' writes are the last).
+	// 1. Drain the buckets, write 10,000 keys, then SIGKILL one node while
+	// more writes stream in: every write that got OK must survive.
 	victim, survivors := c.nodes[1], c.others(c.nodes[1])
 	start := time.Now()
 	if failed, err := ds.drain(ctx, all); failed > 0 {
 		t.Fatalf("draining %d buckets in a healthy cluster: %d failed: %v", nBuckets, failed, err)
 	}
-	if failed, err := ds.write(ctx, all); failed > 0 {
-		t.Fatalf("writing %d keys to a healthy cluster: %d failed: %v", nKeys, failed, err)
-	}
-	r.add("drained %[2]d buckets to %[3]d tokens and wrote %[1]d keys in %[4]v", nKeys, nBuckets, bucketLeft, time.Since(start).Round(time.Millisecond))
 	info, _ := c.clusterInfo(victim)
 	l.setPhase("kill")
-	c.kill(victim)
-	took, err := c.waitConverged(survivors, time.Minute)
+	during, killTook, killEnd, err := ds.writeRacingKill(ctx, all, nKeys, func() error {
+		_, err := docker(context.Background(), "kill", "--signal", "KILL", victim.container)
+		return err
+	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	r.add("drained %d buckets to %d tokens, wrote keys in pipelines of 100 and ran docker kill -s KILL %s (raft state %s) after %d, writing on until it returned (%v): %d writes got OK (%d while docker kill ran), %v in all",
+		nBuckets, bucketLeft, victim.name, info["cluster_raft_state"], nKeys, killTook.Round(time.Millisecond), len(ds.keys), during, time.Since(start).Round(time.Millisecond))
+	if len(ds.keys) < nKeys {
+		t.Errorf("only %d of the first %d writes got OK in a healthy cluster", len(ds.keys), nKeys)
+	}
+	if _, err := c.waitConverged(survivors, time.Minute); err != nil {
 		t.Fatalf("after SIGKILL of %s: %v", victim.name, err)
 	}
+	took := time.Since(killEnd)
 	_, _, unreplicated, _ := c.owners(survivors[0])
-	r.add("kill: SIGKILL %s (raft state %s); the 2 survivors served every slot without it %v later, %d slots without a replica then",
-		victim.name, info["cluster_raft_state"], took.Round(10*time.Millisecond), unreplicated)
+	r.add("kill: the 2 survivors served every slot without %s within %v of docker kill returning, %d slots without a replica then",
+		victim.name, took.Round(10*time.Millisecond), unreplicated)
 	survivor := c.clusterClient(survivors...)
 	defer survivor.Close()
 	n := ds.countTwice(ctx, survivor, c, survivors, r, "kill")
 	r.add("kill (sync replication): %v", n)
-	r.summary("kill: %d/%d keys lost, %d unreadable, %d/%d buckets fuller, failover %v",
-		n.lost, nKeys, n.unreadable, n.fuller, nBuckets, took.Round(100*time.Millisecond))
+	r.summary("kill: %d/%d acknowledged keys lost, %d unreadable, %d/%d buckets fuller, failover %v",
+		n.lost, len(ds.keys), n.unreadable, n.fuller, nBuckets, took.Round(100*time.Millisecond))
 	if n.lost != 0 || n.unreadable != 0 || n.fuller != 0 || n.bucketErrs != 0 {
 		t.Errorf("after a SIGKILL with synchronous replication: %v (first lost %q, first fuller %q, last error %v); want none lost, unreadable or fuller",
 			n, n.firstLost, n.firstFuller, n.lastErr)
@@ -134,7 +142,7 @@ func TestKillAndRestart(t *testing.T) {
 	n = ds.countTwice(ctx, all, c, c.nodes, r, "rolling restart")
 	r.add("rolling restart: %v", n)
 	r.summary("rolling restart: exits %s, %d/%d keys lost, %d unreadable, %d/%d buckets fuller",
-		strings.Join(codes, ","), n.lost, nKeys, n.unreadable, n.fuller, nBuckets)
+		strings.Join(codes, ","), n.lost, len(ds.keys), n.unreadable, n.fuller, nBuckets)
 	if n.lost != 0 || n.unreadable != 0 || n.fuller != 0 || n.bucketErrs != 0 {
 		t.Errorf("after a rolling restart: %v (first lost %q, first fuller %q, last error %v); want none lost, unreadable or fuller",
 			n, n.firstLost, n.firstFuller, n.lastErr)

@@ -291,12 +291,13 @@ func (c *cluster) client(n *node) *redis.Client {
 	return redis.NewClient(&redis.Options{
 		Addr: n.addr(), Password: password,
 		DialTimeout: time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second,
-		MaxRetries: -1, PoolSize: 4,
+		MaxRetries: -1, PoolSize: 4, ContextTimeoutEnabled: true,
 	})
 }
 
 // clusterClient is go-redis's ClusterClient seeded with the given nodes: it
-// learns the table from CLUSTER SLOTS and follows MOVED.
+// learns the table from CLUSTER SLOTS and follows MOVED. Both clients honour
+// a context's deadline on the socket too (ContextTimeoutEnabled).
 func (c *cluster) clusterClient(nodes ...*node) *redis.ClusterClient {
 	var addrs []string
 	for _, n := range nodes {
@@ -305,7 +306,7 @@ func (c *cluster) clusterClient(nodes ...*node) *redis.ClusterClient {
 	return redis.NewClusterClient(&redis.ClusterOptions{
 		Addrs: addrs, Password: password,
 		DialTimeout: time.Second, ReadTimeout: 3 * time.Second, WriteTimeout: 3 * time.Second,
-		MaxRedirects: 8, PoolSize: 8,
+		MaxRedirects: 8, PoolSize: 8, ContextTimeoutEnabled: true,
 	})
 }
 
