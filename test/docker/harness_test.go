@@ -229,15 +229,19 @@ func (c *cluster) createNetwork(role string) (name, prefix string) {
 	return "", ""
 }
 
-// remove logs the tail of each node's log when the test failed (or when
-// SLUICE_TEST_LOGS is set), then removes the containers, volumes and
-// networks.
+// remove logs the tail of each node's log when the test failed (all of it
+// when SLUICE_TEST_LOGS is set, pass or fail), then removes the containers,
+// volumes and networks.
 func (c *cluster) remove() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	tail := "60"
+	if os.Getenv("SLUICE_TEST_LOGS") != "" {
+		tail = "all"
+	}
 	for _, n := range c.nodes {
-		if c.t.Failed() || os.Getenv("SLUICE_TEST_LOGS") != "" {
-			logs, _ := docker(ctx, "logs", "--tail", "60", n.container)
+		if c.t.Failed() || tail == "all" {
+			logs, _ := docker(ctx, "logs", "--tail", tail, n.container)
 			c.t.Logf("last lines of %s's log:\n%s", n.name, logs)
 		}
 		_, _ = docker(ctx, "rm", "-f", "-v", n.container)
