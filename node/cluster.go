@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"net"
 	"sort"
 	"strconv"
@@ -217,9 +216,6 @@ type peerHandler struct{ n *Node }
 // reply).
 func (p peerHandler) ServePeer(args [][]byte, w cluster.ReplyWriter) (bool, error) {
 	n := p.n
-	if n.joined.Load() == nil {
-		return false, nil // still starting: the sender waits for a table
-	}
 	cmd := commands[string(appendLower(nil, args[0]))]
 	if cmd != nil && cmd.keyCount(len(args)) > 0 {
 		t := n.cluster.Table()
@@ -244,19 +240,18 @@ func (p peerHandler) ServePeer(args [][]byte, w cluster.ReplyWriter) (bool, erro
 }
 
 // ServeReplicate applies replication records from the owner of their slots.
-func (p peerHandler) ServeReplicate(payload []byte) error {
-	if p.n.joined.Load() == nil {
-		return errors.New("node still starting") // the sender retries
-	}
-	return p.n.repl.serveReplicate(payload)
-}
+func (p peerHandler) ServeReplicate(payload []byte) error { return p.n.repl.serveReplicate(payload) }
 
 // HandOff feeds the slots this node gives away or shares in the plan.
 func (p peerHandler) HandOff(ctx context.Context, pl cluster.Placement) error {
-	if p.n.joined.Load() == nil {
-		return nil // a node that is still starting holds nothing to hand off
-	}
 	return p.n.repl.handOff(ctx, pl)
+}
+
+// Bind makes the cluster the node's before it serves any peer: a node that
+// joins takes the copies of its new slots while it is still starting.
+func (p peerHandler) Bind(c *cluster.Cluster) {
+	p.n.cluster = c
+	p.n.id = c.ID()
 }
 
 // The CLUSTER commands, in Redis Cluster's formats so that cluster clients

@@ -65,7 +65,6 @@ type Node struct {
 	embedded *sync.Pool // sessions for Do
 	peers    *sync.Pool // sessions for commands forwarded by other nodes
 	cluster  *cluster.Cluster
-	joined   atomic.Pointer[cluster.Cluster] // set once cluster is: peers wait for it
 	repl     replicator
 	stop     chan struct{}
 	done     sync.WaitGroup
@@ -169,14 +168,12 @@ func (n *Node) Start() error {
 			cfg.Meta.RESPAddr = Advertised(servers[0].Addr(), cfg.AdvertiseAddr)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-		cl, err := cluster.Start(ctx, cfg, peerHandler{n})
+		_, err := cluster.Start(ctx, cfg, peerHandler{n}) // sets n.cluster through Bind
 		cancel()
 		if err != nil {
+			n.cluster = nil
 			return fmt.Errorf("node: starting the cluster: %w", err)
 		}
-		n.cluster = cl
-		n.id = cl.Self().ID
-		n.joined.Store(cl) // peers may be served from here on
 		n.repl.start()
 	}
 	n.done.Add(1)
@@ -193,6 +190,10 @@ func (n *Node) Start() error {
 	n.ready.Store(true)
 	return nil
 }
+
+// leaveGrace is how long a node that left its cluster keeps answering
+// (with MOVED, or forwarding) before it closes its listeners.
+const leaveGrace = time.Second
 
 // startTimeout bounds how long Start waits to join the cluster.
 const startTimeout = time.Minute
@@ -255,8 +256,19 @@ func (n *Node) Close(ctx context.Context) error {
 	n.mu.Unlock()
 	var errs []error
 	if n.cluster != nil {
+		others := len(n.cluster.Members()) > 1
 		if err := n.cluster.Leave(ctx); err != nil {
 			errs = append(errs, err)
+		} else if others {
+			// Clients whose slot table still names this node learn the new
+			// one from the MOVED replies it answers with for a moment:
+			// once it is gone, many clients (go-redis's ClusterClient)
+			// would only see refused connections until their next
+			// periodic reload.
+			select {
+			case <-time.After(leaveGrace):
+			case <-ctx.Done():
+			}
 		}
 	}
 	for _, s := range servers {

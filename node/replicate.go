@@ -113,6 +113,10 @@ type replStats struct {
 type routes struct {
 	place cluster.Placement
 	dests [ring.Slots][]*stream // per slot this node owns: the peers it feeds
+	// waits is, per slot, how many of dests (the first) a synchronous
+	// write waits for: the table's replicas. The holders a plan adds catch
+	// up through the hand-off, which waits for them before the switch.
+	waits [ring.Slots]uint8
 	gives [ring.Slots]bool      // per slot: owned now, owned elsewhere in the target
 }
 
@@ -271,18 +275,22 @@ func (c *Client) replicate(cmd *Command, args [][]byte) {
 		key := args[cmd.FirstKey+i*cmd.Step]
 		slot := ring.KeySlot(key)
 		if ds := rt.dests[slot]; len(ds) > 0 {
-			c.replicateKey(ds, slot, key)
+			c.replicateKey(ds, int(rt.waits[slot]), slot, key)
 		}
 	}
 }
 
-// replicateKey appends key's state to the streams ds, under its shard lock.
-func (c *Client) replicateKey(ds []*stream, slot uint16, key []byte) {
+// replicateKey appends key's state to the streams ds, under its shard lock;
+// a synchronous write waits for the first waits of them.
+func (c *Client) replicateKey(ds []*stream, waits int, slot uint16, key []byte) {
 	var h store.Handle
 	c.n.store.Open(&h, key, c.locks)
 	c.scratch = appendKeyState(c.scratch[:0], &h, slot, key)
-	for _, s := range ds {
-		c.noteWait(s, s.append(c.scratch, 1))
+	for i, s := range ds {
+		seq := s.append(c.scratch, 1)
+		if i < waits {
+			c.noteWait(s, seq)
+		}
 	}
 	h.Close()
 	c.releaseScratch()
@@ -529,21 +537,26 @@ func (r *replicator) place(p cluster.Placement) {
 		if p.Table.Owner(slot) != me {
 			continue
 		}
+		// The table's replicas first (writes wait for them), then the
+		// holders the target adds.
 		ids = append(ids[:0], p.Table.Replicas(slot)...)
+		slices.Sort(ids)
+		waits := len(ids)
 		if p.Target != nil {
 			if o := p.Target.Owner(slot); o != me {
 				rt.gives[s] = true
 				ids = append(ids, o)
 			}
 			ids = append(ids, p.Target.Replicas(slot)...)
+			extra := slices.DeleteFunc(ids[waits:], func(id string) bool { return id == me || slices.Contains(ids[:waits], id) })
+			slices.Sort(extra)
+			ids = append(ids[:waits], slices.Compact(extra)...)
 		}
-		ids = slices.DeleteFunc(ids, func(id string) bool { return id == me })
-		slices.Sort(ids)
-		ids = slices.Compact(ids)
 		if len(ids) == 0 {
 			continue
 		}
-		key = key[:0]
+		rt.waits[s] = uint8(waits)
+		key = append(key[:0], byte(waits))
 		for _, id := range ids {
 			key = append(append(key, id...), 0)
 		}

@@ -161,7 +161,7 @@ func BenchmarkReplicateKey(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
-		c.replicateKey(ds, slot, key)
+		c.replicateKey(ds, 1, slot, key)
 		if len(s.buf) > 1<<20 {
 			s.buf = s.buf[:0]
 		}

@@ -171,6 +171,13 @@ type Handler interface {
 	HandOff(ctx context.Context, p Placement) error
 }
 
+// Binder is an optional method of a Handler: Start calls Bind with the
+// Cluster before it serves any peer (and before it returns), so the handler
+// can use the Cluster from its first call. A Start that fails closes it.
+type Binder interface {
+	Bind(c *Cluster)
+}
+
 // Placement is where slots live: the table in force and, while the leader
 // moves slots, the target table and the plan that moves them there.
 type Placement struct {
@@ -287,6 +294,9 @@ func FastTiming() Timing {
 func Start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 	return start(ctx, cfg, h)
 }
+
+// ID is this node's ID.
+func (c *Cluster) ID() string { return c.id }
 
 // Self returns this node as the others see it.
 func (c *Cluster) Self() Member { return c.self() }

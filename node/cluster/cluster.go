@@ -141,6 +141,9 @@ func start(ctx context.Context, cfg Config, h Handler) (*Cluster, error) {
 		doneBy:     make(map[string]uint64),
 	}
 	c.suspects.Store(&map[string]bool{})
+	if b, ok := h.(Binder); ok {
+		b.Bind(c)
+	}
 	if err := c.open(cfg); err != nil {
 		c.close()
 		return nil, err
