@@ -121,9 +121,19 @@ type conn struct {
 	lastWrite atomic.Int64 // Unix ns when the background writer last made progress
 	wake      chan struct{}
 
-	// Owned by the command goroutine.
-	deadline    bool // a read deadline is set
-	unthrottled bool // the client stalled: stop waiting for it until it catches up
+	// On an event loop (see loop_linux.go): the loop, set under mu when the
+	// connection moves to it and nil while its goroutine serves it; and the
+	// handoffs from the loop to that goroutine, which waits on hand.
+	lp   *loop
+	hand chan handoff
+
+	// Owned by the command goroutine, or on an event loop by whichever
+	// goroutine runs the connection now.
+	onLoop      bool      // an event loop is running it: nothing may wait
+	throttled   bool      // batch stopped on a loop for the client to read
+	readBy      time.Time // on a loop: when the next read times out; zero for never
+	deadline    bool      // a read deadline is set
+	unthrottled bool      // the client stalled: stop waiting for it until it catches up
 	timer       *time.Timer
 	// The bytes that do not make a command yet (see requestStall): they
 	// are rd.total-since bytes, the first of which arrived at started, the
@@ -184,7 +194,11 @@ func (c *conn) serve() {
 	c.mu.Unlock()
 	why, ok := c.admit(client)
 	if ok {
-		why = c.loop()
+		if c.toLoop() {
+			why = c.looped()
+		} else {
+			why = c.loop()
+		}
 	}
 	c.finish(why)
 	client.Disconnect()
@@ -197,6 +211,10 @@ func (c *conn) serve() {
 func (c *conn) hangUp(why end) {
 	if why == endLast || why == endProtocol || why == endShutdown {
 		c.linger()
+	}
+	if r, ok := c.nc.(interface{ release() }); ok {
+		r.release() // an event loop's socket: closed once its writers are done
+		return
 	}
 	c.nc.Close()
 }
@@ -243,47 +261,70 @@ func (c *conn) handshake(tc *tls.Conn) (end, bool) {
 	return 0, true
 }
 
-// loop reads and runs requests until the connection ends.
+// loop reads and runs requests until the connection ends: the connection's
+// own goroutine serves it (TLS, and where there is no event loop).
 func (c *conn) loop() end {
 	for {
-		lim := effective(c.s.node.Limits())
-		c.rd.maxBulk, c.rd.maxArgs = lim.ProtoMaxBulkLen, lim.MaxArgs
-		if why, ok := c.batch(lim); !ok {
+		if why, ok := c.turn(effective(c.s.node.Limits())); !ok {
 			return why
 		}
-		c.flush(true)
-		if c.killed.Load() {
-			return endLast
-		}
-		if n := c.rd.partial(); n > c.s.maxQuery {
-			c.s.log.Warn("resp: closing client that reached max query buffer length",
-				"client", c.raw.RemoteAddr().String(), "bytes", n, "limit", c.s.maxQuery)
-			return endBroken
-		}
-		if !c.armRead(lim.IdleTimeout) {
+		if !c.armRead(effective(c.s.node.Limits()).IdleTimeout) {
 			return endShutdown
 		}
 		if err := c.rd.fill(c.nc); err != nil {
 			if !errors.Is(err, os.ErrDeadlineExceeded) {
 				return endBroken
 			}
-			if c.isStopping() {
-				return endShutdown
+			if why, ok := c.timedOut(); !ok {
+				return why
 			}
-			if c.tooSlow(time.Now()) {
-				c.s.log.Debug("resp: closing client whose request arrives too slowly",
-					"client", c.raw.RemoteAddr().String(), "bytes", c.rd.total-c.since, "since", c.started)
-				return endIdle
-			}
-			// Idle, unless a large reply is still being written: Redis counts
-			// writes as activity too.
-			idle := effective(c.s.node.Limits()).IdleTimeout
-			if idle <= 0 || time.Since(time.Unix(0, c.lastWrite.Load())) < idle {
-				continue
-			}
-			return endIdle
 		}
 	}
+}
+
+// turn runs the complete requests in the input buffer and flushes their
+// replies. It reports false, with the reason, when the connection must end.
+// On an event loop it may instead stop early, with c.throttled set, for the
+// client to read its replies (see batch).
+func (c *conn) turn(lim node.Limits) (end, bool) {
+	c.rd.maxBulk, c.rd.maxArgs = lim.ProtoMaxBulkLen, lim.MaxArgs
+	if why, ok := c.batch(lim); !ok {
+		return why, false
+	}
+	if c.throttled {
+		return 0, true
+	}
+	c.flush(true)
+	if c.killed.Load() {
+		return endLast, false
+	}
+	if n := c.rd.partial(); n > c.s.maxQuery {
+		c.s.log.Warn("resp: closing client that reached max query buffer length",
+			"client", c.raw.RemoteAddr().String(), "bytes", n, "limit", c.s.maxQuery)
+		return endBroken, false
+	}
+	return 0, true
+}
+
+// timedOut decides, once the deadline of a read has passed, whether the
+// connection ends (the server is closing, the request arrives too slowly,
+// or the client is idle) or reads on.
+func (c *conn) timedOut() (end, bool) {
+	if c.isStopping() {
+		return endShutdown, false
+	}
+	if c.tooSlow(time.Now()) {
+		c.s.log.Debug("resp: closing client whose request arrives too slowly",
+			"client", c.raw.RemoteAddr().String(), "bytes", c.rd.total-c.since, "since", c.started)
+		return endIdle, false
+	}
+	// Idle, unless a large reply is still being written: Redis counts
+	// writes as activity too.
+	idle := effective(c.s.node.Limits()).IdleTimeout
+	if idle <= 0 || time.Since(time.Unix(0, c.lastWrite.Load())) < idle {
+		return 0, true
+	}
+	return endIdle, false
 }
 
 // batch runs every complete request in the input buffer. It reports false,
@@ -326,6 +367,11 @@ func (c *conn) batch(lim node.Limits) (end, bool) {
 			return endBroken, false
 		case p <= mark:
 			c.unthrottled = false
+		case !c.unthrottled && c.onLoop:
+			// An event loop must not wait: it hands the connection to
+			// its goroutine, which waits and runs the rest (serveThrottled).
+			c.throttled = true
+			return 0, true
 		case !c.unthrottled:
 			c.awaitDrain(mark)
 		}
@@ -540,6 +586,24 @@ func (c *conn) linger() {
 // deadline of bytes that do not make a command yet (see requestStall),
 // whichever comes first. It reports false when the server is closing.
 func (c *conn) armRead(idle time.Duration) bool {
+	at := c.readDeadline(idle)
+	if at.IsZero() && !c.deadline {
+		return !c.isStopping()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopping {
+		return false
+	}
+	c.deadline = !at.IsZero()
+	c.nc.SetReadDeadline(at)
+	return true
+}
+
+// readDeadline is when the next read times out, zero for never: the idle
+// timeout, or the deadline of bytes that do not make a command yet,
+// whichever comes first. Call it once before each read.
+func (c *conn) readDeadline(idle time.Duration) time.Time {
 	var at time.Time
 	if idle > 0 {
 		at = time.Now().Add(idle)
@@ -566,17 +630,7 @@ func (c *conn) armRead(idle time.Duration) bool {
 			at = c.due
 		}
 	}
-	if at.IsZero() && !c.deadline {
-		return !c.isStopping()
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.stopping {
-		return false
-	}
-	c.deadline = !at.IsZero()
-	c.nc.SetReadDeadline(at)
-	return true
+	return at
 }
 
 // tooSlow reports, after a read timed out at now, whether it was for a
@@ -591,8 +645,12 @@ func (c *conn) stop() {
 	c.mu.Lock()
 	c.stopping = true
 	c.nc.SetReadDeadline(time.Unix(1, 0))
+	lp := c.lp
 	c.mu.Unlock()
 	c.signal()
+	if lp != nil {
+		lp.post(c, opStop) // its loop ends it unless it is running elsewhere
+	}
 }
 
 func (c *conn) isStopping() bool {

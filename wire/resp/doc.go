@@ -4,6 +4,14 @@
 //	srv, err := resp.New(n, resp.Config{Addr: "127.0.0.1:6379"})
 //	n.Attach(srv) // n.Start serves it, n.Close drains it
 //
+// On Linux, plaintext connections are served by a few event loops (one per
+// P), as Redis serves its clients: each waits on many sockets with epoll,
+// reads what a ready client sent, runs its requests and writes the replies,
+// then goes on to the next, so that an unpipelined request costs one read
+// and one write and no goroutine switch. TLS connections, and connections
+// that must wait (a client reading its replies too slowly, the end of a
+// connection), are served by their own goroutine (loop_linux.go).
+//
 // A connection reads whatever the client has sent, runs each complete
 // request in order through node.Client.Exec, and writes the replies of the
 // whole batch at once, so pipelining costs one read and one write per batch
@@ -47,9 +55,9 @@
 // Out-of-band pushes (client-side caching invalidations) may be sent from
 // any goroutine with node.Conn.Send; they are ordered after the replies
 // already produced and never split one. Neither they nor a client that
-// stops reading can block the server: output is written by the connection's
-// goroutine when the socket takes it at once and by a background writer
-// otherwise; a client that reads slowly is throttled, and one whose pending
+// stops reading can block the server: output is written by the goroutine
+// running the connection (its own, or its event loop) when the socket takes
+// it at once and by a background writer otherwise; a client that reads slowly is throttled, and one whose pending
 // output passes the output buffer limit is disconnected.
 //
 // # What redcon is used for

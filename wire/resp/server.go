@@ -64,6 +64,7 @@ type Server struct {
 	// a field so that tests can lower it.
 	maxQuery int
 	conns    *listener.Listener[*conn] // accepts and tracks the connections
+	loops    *loops                    // event loops for plaintext connections; nil: none
 }
 
 var (
@@ -104,6 +105,9 @@ func New(n *node.Node, cfg Config) (*Server, error) {
 		}
 	}
 	s.conns = listener.New[*conn](ln, log, "resp")
+	if s.tls == nil {
+		s.loops = newLoops()
+	}
 	return s, nil
 }
 
@@ -122,7 +126,13 @@ func (s *Server) Serve() error {
 // connection is gone, or when ctx ends, after which it drops the
 // connections still open, with their pending output, and returns ctx's
 // error.
-func (s *Server) Close(ctx context.Context) error { return s.conns.Close(ctx) }
+func (s *Server) Close(ctx context.Context) error {
+	err := s.conns.Close(ctx)
+	if s.loops != nil {
+		s.loops.close()
+	}
+	return err
+}
 
 // The connection's side of listener.Conn.
 

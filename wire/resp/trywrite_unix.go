@@ -14,6 +14,7 @@ import (
 // pass the rest to a background writer when it has not, so that a client
 // that does not read never blocks the goroutine reading its commands.
 type tryWriter struct {
+	fd  int // the socket, when raw is nil: an event loop's (loop_linux.go)
 	raw syscall.RawConn
 	do  func(fd uintptr) bool // t.write, bound once so calls do not allocate
 	buf []byte
@@ -40,7 +41,9 @@ func newTryWriter(nc net.Conn) *tryWriter {
 // when it wrote less because the send buffer is full.
 func (t *tryWriter) Write(b []byte) (int, error) {
 	t.buf, t.n, t.err = b, 0, nil
-	if err := t.raw.Write(t.do); err != nil {
+	if t.raw == nil {
+		t.writeFD()
+	} else if err := t.raw.Write(t.do); err != nil {
 		return 0, err
 	}
 	n, err := t.n, t.err
