@@ -46,6 +46,7 @@ type loops struct {
 	once sync.Once
 	all  []*loop // nil when epoll is unavailable
 	next atomic.Uint32
+	stop chan struct{} // closed to stop watch
 	wg   sync.WaitGroup
 }
 
@@ -74,8 +75,10 @@ func (ls *loops) pick(s *Server) *loop {
 			return
 		}
 		for _, l := range ls.all {
-			ls.wg.Go(l.run)
+			ls.wg.Go(func() { l.run(0) })
 		}
+		ls.stop = make(chan struct{})
+		ls.wg.Go(func() { ls.watch(ls.stop) })
 	})
 	if len(ls.all) == 0 {
 		return nil
@@ -89,6 +92,9 @@ func (ls *loops) close() {
 	ls.once.Do(func() {}) // no loop may start after this
 	for _, l := range ls.all {
 		l.post(nil, opQuit)
+	}
+	if ls.stop != nil {
+		close(ls.stop)
 	}
 	ls.wg.Wait()
 }
@@ -138,7 +144,15 @@ type loop struct {
 	spare    []posted // guarded by mu
 	quitting bool     // opQuit is posted; guarded by mu
 
-	// Owned by the loop's goroutine.
+	// The loop's runner: the goroutine waiting on ep and running turns,
+	// which holds own except while it waits or runs a turn, and is
+	// replaced when a turn takes too long (see watch).
+	own    sync.Mutex
+	gen    uint64       // the runner's generation; guarded by own
+	cur    *conn        // the connection whose turn runs; guarded by own
+	turnAt atomic.Int64 // when that turn started, Unix ns; zero between turns
+
+	// Guarded by own.
 	conns  []*conn   // by descriptor
 	n      int       // connections served
 	wakeAt time.Time // no read deadline falls before it; zero for none
@@ -190,6 +204,8 @@ func newLoop(s *Server) (*loop, error) {
 }
 
 func (l *loop) closeFDs() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	syscall.Close(l.evfd)
 	if l.ep != nil {
 		l.ep.Close()
@@ -207,43 +223,96 @@ func (l *loop) post(c *conn, op postOp) bool {
 		return false
 	}
 	l.quitting = op == opQuit
-	wake := len(l.pending) == 0
-	l.pending = append(l.pending, posted{c, op})
-	l.mu.Unlock()
-	if wake {
+	if len(l.pending) == 0 {
+		// Under mu: the loop closes evfd once it has taken opQuit.
 		one := uint64(1)
 		syscall.Write(l.evfd, (*[8]byte)(unsafe.Pointer(&one))[:])
 	}
+	l.pending = append(l.pending, posted{c, op})
+	l.mu.Unlock()
 	return true
 }
 
-// run is the loop's goroutine.
-func (l *loop) run() {
-	defer l.closeFDs()
+// run is the loop's goroutine: its runner of generation gen, which returns
+// when it is replaced (see watch) or the loop stops.
+func (l *loop) run(gen uint64) {
+	l.own.Lock()
 	for {
 		if !l.wakeAt.Equal(l.set) {
 			l.ep.SetReadDeadline(l.wakeAt)
 			l.set = l.wakeAt
 		}
 		l.got = 0
+		l.own.Unlock()
 		if err := l.rc.Read(l.wait); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			l.s.log.Error("resp: event loop failed", "err", err)
 			time.Sleep(time.Millisecond)
 		}
+		l.own.Lock()
 		for i := range l.got {
 			fd := int(l.events[i].Fd)
 			if fd == l.evfd {
 				if l.takePosted() {
+					l.own.Unlock()
+					l.closeFDs()
 					return
 				}
 				continue
 			}
 			if fd < len(l.conns) && l.conns[fd] != nil {
-				l.serve(l.conns[fd], true)
+				if !l.serve(l.conns[fd], true, gen) {
+					return
+				}
 			}
 		}
 		if !l.wakeAt.IsZero() && !time.Now().Before(l.wakeAt) {
-			l.sweep()
+			if !l.sweep(gen) {
+				return
+			}
+		}
+	}
+}
+
+// A turn may wait: a command forwarded to the slot's owner, or the
+// replication barrier (AwaitReplicas), waits for another node. While it
+// waits, the loop's other connections would wait too. So the loops are
+// watched, as the runtime's monitor watches goroutines in system calls: a
+// runner whose turn has lasted stuckTurn leaves the loop to a new runner,
+// finishes the turn as the connection's own goroutine would, and gives the
+// connection back to the loop.
+const (
+	stuckTurn  = time.Millisecond
+	watchEvery = time.Millisecond
+)
+
+// turnHook, when set by a test, runs before each turn on a loop.
+var turnHook func(*conn)
+
+// watch replaces the runners stuck in a turn until stop is closed.
+func (ls *loops) watch(stop <-chan struct{}) {
+	t := time.NewTicker(watchEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		now := time.Now().UnixNano()
+		for _, l := range ls.all {
+			at := l.turnAt.Load()
+			if at == 0 || now-at < int64(stuckTurn) {
+				continue
+			}
+			l.own.Lock()
+			if l.turnAt.Load() == at {
+				l.turnAt.Store(0)
+				l.remove(l.cur) // its runner gives it back
+				l.gen++
+				gen := l.gen
+				ls.wg.Go(func() { l.run(gen) })
+			}
+			l.own.Unlock()
 		}
 	}
 }
@@ -330,8 +399,10 @@ func (l *loop) track(c *conn) {
 }
 
 // serve runs a turn of c: after reading what it sent when readable is
-// set, and otherwise because its read deadline has passed.
-func (l *loop) serve(c *conn, readable bool) {
+// set, and otherwise because its read deadline has passed. The runner of
+// generation gen calls it holding own; it returns false, without own, when
+// the runner was replaced during the turn (see watch).
+func (l *loop) serve(c *conn, readable bool, gen uint64) bool {
 	c.onLoop = true
 	if readable {
 		if err := c.rd.fill(&c.nc.(*fdConn).now); err != nil {
@@ -339,16 +410,40 @@ func (l *loop) serve(c *conn, readable bool) {
 			if err != syscall.EAGAIN {
 				l.end(c, endBroken)
 			}
-			return
+			return true
 		}
 	} else if why, ok := c.timedOut(); !ok {
 		c.onLoop = false
 		l.end(c, why)
-		return
+		return true
 	}
 	lim := effective(c.s.node.Limits())
+	l.cur = c
+	l.turnAt.Store(time.Now().UnixNano())
+	l.own.Unlock()
+	if turnHook != nil {
+		turnHook(c)
+	}
 	why, ok := c.turn(lim)
+	l.own.Lock()
 	c.onLoop = false
+	if l.gen != gen {
+		// Replaced: c is off the loop, and this goroutine is now c's.
+		l.own.Unlock()
+		switch {
+		case !ok:
+			c.hand <- handoff{why: why, ended: true}
+		case c.throttled:
+			c.hand <- handoff{}
+		default:
+			c.readBy = c.readDeadline(lim.IdleTimeout)
+			if !l.post(c, opAdd) {
+				c.hand <- handoff{why: endShutdown, ended: true}
+			}
+		}
+		return false
+	}
+	l.turnAt.Store(0)
 	switch {
 	case !ok:
 		l.end(c, why)
@@ -359,14 +454,17 @@ func (l *loop) serve(c *conn, readable bool) {
 		c.readBy = c.readDeadline(lim.IdleTimeout)
 		l.track(c)
 	}
+	return true
 }
 
 // sweep serves the connections whose read deadline has passed and sets
-// when to wake next.
-func (l *loop) sweep() {
+// when to wake next. It returns false, as serve does, when the runner was
+// replaced.
+func (l *loop) sweep(gen uint64) bool {
 	now := time.Now()
 	l.wakeAt = time.Time{}
-	for _, c := range l.conns {
+	for i := 0; i < len(l.conns); i++ {
+		c := l.conns[i]
 		if c == nil || c.readBy.IsZero() {
 			continue
 		}
@@ -375,8 +473,11 @@ func (l *loop) sweep() {
 			continue
 		}
 		c.readBy = time.Time{}
-		l.serve(c, false)
+		if !l.serve(c, false, gen) {
+			return false
+		}
 	}
+	return true
 }
 
 // toLoop moves a plaintext TCP connection to an event loop; it reports

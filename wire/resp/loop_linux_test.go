@@ -1,6 +1,8 @@
 package resp
 
 import (
+	"io"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,5 +48,58 @@ func TestEventLoop(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("the event loops still run after the server closed")
+	}
+}
+
+// TestEventLoopStuckTurn has one client's turn wait, as a forwarded
+// command or the replication barrier does, and checks that the other
+// clients of its loop are served meanwhile, and that the waiting client
+// gets its reply and is served by the loop again afterwards.
+func TestEventLoopStuckTurn(t *testing.T) {
+	// Restored after the server closes (cleanups run last first).
+	n := loopCount
+	t.Cleanup(func() { loopCount, turnHook = n, nil })
+	loopCount = 1
+	var slow atomic.Pointer[conn]
+	turnHook = func(c *conn) {
+		if slow.CompareAndSwap(c, nil) {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	_, s := startNode(t, node.Config{})
+	a, b := dial(t, s), dial(t, s)
+	a.do("PING")
+	b.do("PING")
+	sa := connOf(t, s, a)
+	slow.Store(sa)
+	start := time.Now()
+	io.WriteString(a.nc, "PING\r\n")
+	time.Sleep(20 * time.Millisecond) // a's turn has begun
+	for range 10 {
+		if got := b.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("PING: %q", got)
+		}
+	}
+	if d := time.Since(start); d > 400*time.Millisecond {
+		t.Fatalf("another client of the loop waited %v for the stuck turn", d)
+	}
+	if got, err := readReply(a.r); got != "+PONG\r\n" {
+		t.Fatalf("the stuck client's reply: %q, %v", got, err)
+	}
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("the stuck client's reply came after %v", d)
+	}
+	for _, c := range []*client{a, b} {
+		for range 3 {
+			if got := c.do("PING"); got != "+PONG\r\n" {
+				t.Fatalf("PING after: %q", got)
+			}
+		}
+	}
+	sa.mu.Lock()
+	lp := sa.lp
+	sa.mu.Unlock()
+	if lp == nil {
+		t.Fatal("the stuck client left the event loop")
 	}
 }
