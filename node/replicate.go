@@ -166,6 +166,13 @@ func (r *replicator) start() {
 	go r.feedLoop()
 }
 
+// Replicating reports whether this node sends its writes to peers
+// synchronously, so that AwaitReplicas may wait a network round trip. A
+// protocol server that multiplexes many connections on a few threads (an
+// event loop) should serve new connections on their own goroutines while it
+// does, or one connection's wait would hold up the others.
+func (n *Node) Replicating() bool { return n.repl.sync && n.repl.routes.Load() != nil }
+
 // replWait is how far a client's writes went into one stream.
 type replWait struct {
 	s   *stream

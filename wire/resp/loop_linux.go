@@ -484,7 +484,9 @@ func (l *loop) sweep(gen uint64) bool {
 // false, and changes nothing, when the connection stays on its goroutine.
 func (c *conn) toLoop() bool {
 	tc, ok := c.raw.(*net.TCPConn)
-	if !ok || c.nc != c.raw || c.s.loops == nil {
+	if !ok || c.nc != c.raw || c.s.loops == nil || c.s.node.Replicating() {
+		// A node that replicates makes replies wait for its peers: such a
+		// connection keeps its goroutine, so its wait holds up nobody.
 		return false
 	}
 	l := c.s.loops.pick(c.s)
