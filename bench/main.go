@@ -203,6 +203,11 @@ func run() error {
 			return err
 		}
 	}
+	if h.benchTime != "" && h.wants("fb") {
+		if rep.fb, err = h.runFBBench(); err != nil {
+			return err
+		}
+	}
 
 	rep.elapsed = time.Since(rep.started)
 	rep.machine.load1 = loadAverage()
@@ -243,6 +248,9 @@ func (h *harness) plannedSteps() int {
 		n += 4
 	}
 	if h.benchTime != "" && h.wants("gotest") {
+		n++
+	}
+	if h.benchTime != "" && h.wants("fb") {
 		n++
 	}
 	return n + 1 // the report

@@ -27,6 +27,7 @@ type report struct {
 	big           *bigResult
 	goBench       []goBench
 	goBenchFailed []string // packages whose benchmarks did not build or failed
+	fb            []fbResult
 }
 
 // row is one line of the targets table and one bar of the chart.
@@ -113,6 +114,7 @@ func (r *report) rows() []row {
 		row.verdict = verdict(row.met, []string{fmt.Sprintf("%d cycles, max %s", len(r.big.cycles), ms(pauseQuantile(r.big.cycles, 1, stw)))})
 		rows = append(rows, row)
 	}
+	rows = append(rows, fbRows(r.fb)...)
 	if r.goBench != nil || r.goBenchFailed != nil {
 		var nonZero []string
 		for _, b := range r.goBench {
