@@ -466,6 +466,9 @@ func cmdClusterInfo(c *Client, args [][]byte) {
 		owners, _ := ownedRanges(t)
 		state, assigned, size = "ok", ring.Slots, len(owners)
 	}
+	if !c.n.cluster.HasQuorum() {
+		state = "fail" // cut off from the quorum: no writes here
+	}
 	members := c.n.cluster.Members()
 	quorum := "yes"
 	if !st.HasQuorum {

@@ -96,6 +96,11 @@ type replicator struct {
 	phase   atomic.Uint32
 	writers [2]atomic.Int64
 
+	// seenEpoch and seenPlan are the newest placement a peer sent records
+	// under while this node had an older one.
+	seenMu              sync.Mutex
+	seenEpoch, seenPlan uint64
+
 	mu      sync.Mutex
 	streams map[string]*stream
 	held    []bool // per slot: held (table or target) at the last placement
@@ -264,6 +269,22 @@ func (c *Client) leaveWrite() {
 		c.n.repl.writers[c.writePhase-1].Add(-1)
 		c.writePhase = 0
 	}
+}
+
+// saw records the placement of a peer ahead of this node.
+func (r *replicator) saw(epoch, plan uint64) {
+	r.seenMu.Lock()
+	if epoch > r.seenEpoch || (epoch == r.seenEpoch && plan > r.seenPlan) {
+		r.seenEpoch, r.seenPlan = epoch, plan
+	}
+	r.seenMu.Unlock()
+}
+
+// behind reports whether a peer sent records under a placement newer than p.
+func (r *replicator) behind(p cluster.Placement) bool {
+	r.seenMu.Lock()
+	defer r.seenMu.Unlock()
+	return r.seenEpoch > p.Table.Epoch || (r.seenEpoch == p.Table.Epoch && r.seenPlan > p.Plan)
 }
 
 // replicate sends the state of the keys a write command named to the peers
@@ -603,10 +624,18 @@ func (r *replicator) place(p cluster.Placement) {
 	for id, st := range used {
 		r.streams[id] = st
 	}
-	// Slots this node held and no longer does are dropped.
+	// Slots this node held and no longer does are dropped, unless a peer
+	// already sent records under a newer placement than this one: then
+	// this node is catching up on raft (after a partition healed, say),
+	// what it was fed may be for a plan it has not applied yet, and the
+	// drop waits for a placement as new as the peers'.
+	behind := r.behind(p)
 	var drop []bool
 	for s := range ring.Slots {
 		holds := p.Table.Holds(me, uint16(s)) || p.Target.Holds(me, uint16(s))
+		if r.held[s] && !holds && behind {
+			continue // still held, for a current placement to decide
+		}
 		if r.held[s] && !holds {
 			if drop == nil {
 				drop = make([]bool, ring.Slots)
@@ -847,6 +876,9 @@ func (r *replicator) serveReplicate(msg []byte) error {
 	// more than this node: a feed for a plan this node has not applied yet
 	// must not be dropped as if it came from a stranger.
 	ahead := p.Table == nil || epoch > p.Table.Epoch || (epoch == p.Table.Epoch && plan > p.Plan)
+	if ahead {
+		r.saw(epoch, plan)
+	}
 	return r.apply(d.b, func(slot uint16) bool {
 		if ahead {
 			return true
