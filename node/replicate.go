@@ -195,7 +195,7 @@ func (c *Client) AwaitReplicas() bool {
 		return true
 	}
 	c.replPending = false
-	ok := c.n.repl.await(c.replWaits, time.Now().Add(c.n.repl.timeout))
+	ok := c.n.repl.await(c.replWaits, time.Now().Add(c.n.repl.timeout), true)
 	if !ok {
 		c.n.repl.stats.timeouts.Add(1)
 	}
@@ -205,11 +205,21 @@ func (c *Client) AwaitReplicas() bool {
 // await waits until every stream in ws acknowledged its seq (or closed,
 // since a peer that no longer holds the slots needs nothing), until
 // deadline.
-func (r *replicator) await(ws []replWait, deadline time.Time) bool {
+//
+// A client's wait (lenient) does not wait for a peer gossip suspects or
+// declared dead: its records stay queued for it, but the write is
+// acknowledged on the primary's copy, so a replica's failure stalls
+// writes for a failed probe (about a second) rather than until the
+// failover (about five). A hand-off waits for every peer.
+func (r *replicator) await(ws []replWait, deadline time.Time, lenient bool) bool {
 	var timer *time.Timer
+	var recheck *time.Ticker
 	defer func() {
 		if timer != nil {
 			timer.Stop()
+		}
+		if recheck != nil {
+			recheck.Stop()
 		}
 	}()
 	for _, w := range ws {
@@ -221,6 +231,9 @@ func (r *replicator) await(ws []replWait, deadline time.Time) bool {
 				}
 				break
 			}
+			if lenient && r.failing(w.s.id) {
+				break
+			}
 			wait := time.Until(deadline)
 			if wait <= 0 {
 				return false
@@ -228,14 +241,32 @@ func (r *replicator) await(ws []replWait, deadline time.Time) bool {
 			if timer == nil {
 				timer = time.NewTimer(wait)
 			}
+			var tick <-chan time.Time
+			if lenient {
+				if recheck == nil {
+					recheck = time.NewTicker(suspectCheck)
+				}
+				tick = recheck.C
+			}
 			select {
 			case <-ch:
+			case <-tick:
 			case <-timer.C:
 				return false
 			}
 		}
 	}
 	return true
+}
+
+// suspectCheck is how often a waiting write looks whether gossip suspects
+// the peer it waits for.
+const suspectCheck = 50 * time.Millisecond
+
+// failing reports whether gossip suspects the peer or declared it dead.
+func (r *replicator) failing(id string) bool {
+	m, ok := r.n.cluster.Member(id)
+	return !ok || m.State == cluster.Suspect || m.State == cluster.Dead
 }
 
 // status reports whether seq is settled, whether it reached the peer, and a
@@ -799,7 +830,7 @@ func (r *replicator) handOff(ctx context.Context, p cluster.Placement) error {
 		return err
 	}
 	ws := r.snapshot()
-	if err := wait(func() bool { return r.await(ws, time.Now()) }); err != nil {
+	if err := wait(func() bool { return r.await(ws, time.Now(), false) }); err != nil {
 		r.frozen.CompareAndSwap(p.Plan, 0)
 		return err
 	}
