@@ -122,7 +122,7 @@ type routes struct {
 	// write waits for: the table's replicas. The holders a plan adds catch
 	// up through the hand-off, which waits for them before the switch.
 	waits [ring.Slots]uint8
-	gives [ring.Slots]bool      // per slot: owned now, owned elsewhere in the target
+	gives [ring.Slots]bool // per slot: owned now, owned elsewhere in the target
 }
 
 // stream carries records to one peer.
