@@ -110,8 +110,8 @@ type replicator struct {
 }
 
 type replStats struct {
-	records, rejected, applied, fed, dropped atomic.Int64
-	timeouts                                 atomic.Int64
+	records, rejected, applied, fed atomic.Int64
+	timeouts                        atomic.Int64
 }
 
 // routes is where this node's writes go, for one placement.
@@ -132,9 +132,9 @@ type stream struct {
 	mu       sync.Mutex
 	buf      []byte // records not sent yet
 	enq      uint64 // records appended in all
-	taken    uint64 // records handed to the sender
 	acked    uint64 // records the peer applied
 	lost     uint64 // records up to this one were dropped unsent
+	drops    int    // backlogs dropped because the peer did not answer
 	ackCh    chan struct{}
 	closed   bool
 	fed      []bool // per slot: fed a full copy, and followed since
@@ -441,7 +441,7 @@ func (s *stream) append(rec []byte, n int) uint64 {
 		// writes waiting on it, and feed the peer anew once it answers.
 		s.buf = s.buf[:0]
 		s.lost = s.enq
-		s.taken = s.enq
+		s.drops++
 		clear(s.fed)
 		close(s.ackCh)
 		s.ackCh = make(chan struct{})
@@ -506,7 +506,7 @@ func (r *replicator) send(s *stream) {
 			msg = r.header(msg[:0])
 			msg = append(msg, s.buf...)
 			s.buf = s.buf[:0]
-			upTo, s.taken = s.enq, s.enq
+			upTo = s.enq
 			if cap(s.buf) > maxSend {
 				s.buf = nil
 			}
@@ -1124,8 +1124,8 @@ func (n *Node) replicationInfo(b []byte) []byte {
 		if st.failures > 0 {
 			state = "retrying"
 		}
-		b = field(b, fmt.Sprintf("slave%d", i), fmt.Sprintf("id=%s,state=%s,offset=%d,acked=%d,backlog=%d,fed_slots=%d",
-			strings.ReplaceAll(id, ",", "_"), state, st.enq, st.acked, len(st.buf), fed))
+		b = field(b, fmt.Sprintf("slave%d", i), fmt.Sprintf("id=%s,state=%s,offset=%d,acked=%d,backlog=%d,fed_slots=%d,backlogs_dropped=%d",
+			strings.ReplaceAll(id, ",", "_"), state, st.enq, st.acked, len(st.buf), fed, st.drops))
 		st.mu.Unlock()
 	}
 	r.mu.Unlock()
