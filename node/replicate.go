@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluicedb/sluice/internal/varbin"
 	"github.com/sluicedb/sluice/node/cluster"
 	"github.com/sluicedb/sluice/ring"
 	"github.com/sluicedb/sluice/store"
@@ -892,13 +893,13 @@ var errNoReplicas = Error("NOREPLICAS Not enough good replicas to write.")
 // serveReplicate is Handler.ServeReplicate: it applies a message of
 // records from the owner of their slots.
 func (r *replicator) serveReplicate(msg []byte) error {
-	d := replDecoder{b: msg}
-	if d.byte() != replVersion {
+	d := varbin.Reader{B: msg}
+	if d.Byte() != replVersion {
 		return errBadReplication
 	}
-	from := string(d.bytes())
-	epoch, plan := d.uvarint(), d.uvarint()
-	if d.err {
+	from := string(d.Bytes())
+	epoch, plan := d.Uvarint(), d.Uvarint()
+	if d.Err {
 		return errBadReplication
 	}
 	p := r.n.cluster.Placement()
@@ -910,7 +911,7 @@ func (r *replicator) serveReplicate(msg []byte) error {
 	if ahead {
 		r.saw(epoch, plan)
 	}
-	return r.apply(d.b, func(slot uint16) bool {
+	return r.apply(d.B, func(slot uint16) bool {
 		if ahead {
 			return true
 		}
@@ -920,7 +921,7 @@ func (r *replicator) serveReplicate(msg []byte) error {
 
 // apply applies records to the store, those of slots accept takes.
 func (r *replicator) apply(records []byte, accept func(slot uint16) bool) error {
-	d := replDecoder{b: records}
+	d := varbin.Reader{B: records}
 	var resets []bool
 	flushResets := func() {
 		if resets != nil {
@@ -930,10 +931,10 @@ func (r *replicator) apply(records []byte, accept func(slot uint16) bool) error 
 	}
 	var h store.Handle
 	var e store.Entry
-	for len(d.b) > 0 && !d.err {
-		op := d.byte()
-		slot := d.uint16()
-		if d.err || slot >= ring.Slots {
+	for len(d.B) > 0 && !d.Err {
+		op := d.Byte()
+		slot := d.Uint16()
+		if d.Err || slot >= ring.Slots {
 			return errBadReplication
 		}
 		ok := accept(slot)
@@ -951,8 +952,8 @@ func (r *replicator) apply(records []byte, accept func(slot uint16) bool) error 
 			}
 			continue
 		case recDel:
-			key := d.bytes()
-			if d.err {
+			key := d.Bytes()
+			if d.Err {
 				return errBadReplication
 			}
 			flushResets()
@@ -963,13 +964,13 @@ func (r *replicator) apply(records []byte, accept func(slot uint16) bool) error 
 				r.n.tracking.invalidateRemoved(key)
 			}
 		case recPut:
-			e = store.Entry{Slot: slot, Key: d.bytes(), Kind: store.Kind(d.byte()), ExpireAt: d.varint()}
-			if d.byte() == 1 {
+			e = store.Entry{Slot: slot, Key: d.Bytes(), Kind: store.Kind(d.Byte()), ExpireAt: d.Varint()}
+			if d.Byte() == 1 {
 				e.HasCache = true
-				e.Cache = store.Cache{FreshUntil: d.varint(), LeaseToken: d.uvarint(), LeaseUntil: d.varint()}
+				e.Cache = store.Cache{FreshUntil: d.Varint(), LeaseToken: d.Uvarint(), LeaseUntil: d.Varint()}
 			}
-			e.Value = d.bytes()
-			if d.err || e.Kind > store.KindLimiter {
+			e.Value = d.Bytes()
+			if d.Err || e.Kind > store.KindLimiter {
 				return errBadReplication
 			}
 			flushResets()
@@ -989,68 +990,11 @@ func (r *replicator) apply(records []byte, accept func(slot uint16) bool) error 
 			r.stats.applied.Add(1)
 		}
 	}
-	if d.err {
+	if d.Err {
 		return errBadReplication
 	}
 	flushResets()
 	return nil
-}
-
-// replDecoder reads a replication message; err records an overrun.
-type replDecoder struct {
-	b   []byte
-	err bool
-}
-
-func (d *replDecoder) byte() byte {
-	if len(d.b) < 1 {
-		d.err = true
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *replDecoder) uint16() uint16 {
-	if len(d.b) < 2 {
-		d.err = true
-		return 0
-	}
-	v := binary.BigEndian.Uint16(d.b)
-	d.b = d.b[2:]
-	return v
-}
-
-func (d *replDecoder) uvarint() uint64 {
-	v, k := binary.Uvarint(d.b)
-	if k <= 0 {
-		d.err = true
-		return 0
-	}
-	d.b = d.b[k:]
-	return v
-}
-
-func (d *replDecoder) varint() int64 {
-	v, k := binary.Varint(d.b)
-	if k <= 0 {
-		d.err = true
-		return 0
-	}
-	d.b = d.b[k:]
-	return v
-}
-
-func (d *replDecoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err || n > uint64(len(d.b)) {
-		d.err = true
-		return nil
-	}
-	s := d.b[:n:n]
-	d.b = d.b[n:]
-	return s
 }
 
 // waitReplicas is WAIT: the number of peers that applied every write this

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/raft"
+	"github.com/sluicedb/sluice/internal/varbin"
 	"github.com/sluicedb/sluice/ring"
 )
 
@@ -97,23 +98,23 @@ func encodeState(b []byte, a *agreed) ([]byte, error) {
 var errBadState = errors.New("cluster: malformed agreed state")
 
 func decodeState(b []byte) (*agreed, error) {
-	d := decoder{b: b}
-	v := d.byte()
+	d := varbin.Reader{B: b}
+	v := d.Byte()
 	if v != 1 && v != stateVersion {
 		return nil, fmt.Errorf("cluster: agreed state version %d, want %d", v, stateVersion)
 	}
-	n := d.uvarint()
+	n := d.Uvarint()
 	if n > uint64(len(b)) {
 		return nil, errBadState
 	}
 	a := &agreed{members: make([]record, 0, n)}
 	for range n {
 		var m record
-		m.ID, m.GossipAddr, m.ClusterAddr = d.string(), d.string(), d.string()
-		m.Meta.RESPAddr, m.Meta.FBAddr = d.string(), d.string()
-		m.State = MemberState(d.byte())
+		m.ID, m.GossipAddr, m.ClusterAddr = d.String(), d.String(), d.String()
+		m.Meta.RESPAddr, m.Meta.FBAddr = d.String(), d.String()
+		m.State = MemberState(d.Byte())
 		if v >= 2 {
-			m.Boot = d.uvarint()
+			m.Boot = d.Uvarint()
 		}
 		a.members = append(a.members, m)
 	}
@@ -122,8 +123,8 @@ func decodeState(b []byte) (*agreed, error) {
 		tables = append(tables, &a.target)
 	}
 	for _, t := range tables {
-		tb := d.bytes()
-		if d.err {
+		tb := d.Bytes()
+		if d.Err {
 			return nil, errBadState
 		}
 		if len(tb) > 0 {
@@ -134,9 +135,9 @@ func decodeState(b []byte) (*agreed, error) {
 		}
 	}
 	if v >= 2 {
-		a.plan = d.uvarint()
+		a.plan = d.Uvarint()
 	}
-	if d.err {
+	if d.Err {
 		return nil, errBadState
 	}
 	return a, nil
@@ -146,46 +147,6 @@ func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
 }
-
-// decoder reads what appendString and binary.AppendUvarint wrote; err
-// records any overrun, and reads after it return zero values.
-type decoder struct {
-	b   []byte
-	err bool
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.err = true
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, k := binary.Uvarint(d.b)
-	if k <= 0 {
-		d.err = true
-		return 0
-	}
-	d.b = d.b[k:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if d.err || n > uint64(len(d.b)) {
-		d.err = true
-		return nil
-	}
-	s := d.b[:n]
-	d.b = d.b[n:]
-	return s
-}
-
-func (d *decoder) string() string { return string(d.bytes()) }
 
 // fsm is raft's state machine: it applies opState entries to the Cluster.
 type fsm struct {

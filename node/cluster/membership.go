@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/sluicedb/sluice/internal/varbin"
 )
 
 // nodeMeta is what a node gossips about itself, in memberlist's NodeMeta
@@ -42,17 +44,17 @@ func (m nodeMeta) encode() []byte {
 }
 
 func decodeMeta(b []byte) (nodeMeta, bool) {
-	d := decoder{b: b}
-	if d.byte() != metaVersion {
+	d := varbin.Reader{B: b}
+	if d.Byte() != metaVersion {
 		return nodeMeta{}, false
 	}
 	var m nodeMeta
-	m.Leaving = d.byte()&flagLeaving != 0
-	m.ClusterAddr = d.string()
-	m.Meta.RESPAddr = d.string()
-	m.Meta.FBAddr = d.string()
-	m.Boot = d.uvarint()
-	return m, !d.err
+	m.Leaving = d.Byte()&flagLeaving != 0
+	m.ClusterAddr = d.String()
+	m.Meta.RESPAddr = d.String()
+	m.Meta.FBAddr = d.String()
+	m.Boot = d.Uvarint()
+	return m, !d.Err
 }
 
 // peerState is a member as gossip sees it on this node.
