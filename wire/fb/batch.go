@@ -1,9 +1,7 @@
 package fb
 
 import (
-	"bufio"
 	"errors"
-	"io"
 	"sync/atomic"
 	"time"
 
@@ -327,18 +325,12 @@ func (b *Batch) encode(id uint64) []byte {
 	return bld.FinishedBytes()
 }
 
-// receive reads a response message of n bytes into the batch's frame and
-// verifies it: it answers request id and has one result per operation. It
-// returns a read error, or a protocol error that leaves the connection
-// unusable.
-func (b *Batch) receive(r *bufio.Reader, n int, id uint64) error {
-	if cap(b.frame) < n {
-		b.frame = make([]byte, n)
-	}
-	b.frame = b.frame[:n]
-	if _, err := io.ReadFull(r, b.frame); err != nil {
-		return err
-	}
+// receive copies a response message, received in a connection's buffer,
+// into the batch's frame and verifies it: it answers request id and has
+// one result per operation. It returns a protocol error that leaves the
+// connection unusable.
+func (b *Batch) receive(msg []byte, id uint64) error {
+	b.frame = append(b.frame[:0], msg...)
 	got, res, err := verifyResponse(b.frame, len(b.ops), b.res[:0])
 	b.res = res
 	switch {
@@ -374,26 +366,36 @@ const errResponseID frameError = "fb: protocol error: a response's id does not m
 // The states of a call.
 const (
 	callWaiting   int32 = iota // queued on a connection, response not arrived
-	callReading                // the connection's reader is receiving the response into the batch
+	callReading                // the connection's leader is copying the response into the batch
 	callDone                   // finished: err is set, done is signalled
 	callAbandoned              // Do gave up (its context ended); the reader discards the response
 )
 
 // call is one request in flight on a connection. Whoever moves it out of
-// callWaiting owns it: the reader (to callReading, then callDone), a
-// failing connection (to callDone) or Do (to callAbandoned, after which the
-// batch no longer refers to it).
+// callWaiting owns it: the leader reading the connection (to callReading,
+// then callDone), a failing connection (to callDone) or Do (to
+// callAbandoned, after which the batch no longer refers to it).
 type call struct {
 	state atomic.Int32
 	b     *Batch
 	id    uint64
 	err   error
-	done  chan struct{} // capacity 1: signalled once per run
+	// sig wakes the caller waiting in Do: its call is done, or it may take
+	// the lead. Capacity 1; a signal is a hint, the caller checks why.
+	sig chan struct{}
+}
+
+// signal wakes the call's caller, unless a signal is already pending.
+func (c *call) signal() {
+	select {
+	case c.sig <- struct{}{}:
+	default:
+	}
 }
 
 // finish records the outcome and wakes Do.
 func (c *call) finish(err error) {
 	c.err = err
 	c.state.Store(callDone)
-	c.done <- struct{}{}
+	c.signal()
 }

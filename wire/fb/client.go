@@ -1,13 +1,13 @@
 package fb
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
 	"net"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -204,10 +204,40 @@ type slot struct {
 // pick returns a working connection, round robin.
 func (p *pool) pick(ctx context.Context) (*clientConn, error) {
 	i := int(p.next.Add(1) % uint32(len(p.slots)))
-	if cc := p.slots[i].cc.Load(); cc != nil && !cc.broken.Load() {
+	if cc := p.slots[i].cc.Load(); cc != nil && !cc.broken.Load() && cc.alive() {
 		return cc, nil
 	}
 	return p.conn(ctx, i)
+}
+
+// idleCheck is how long a connection is left unused before the next pick
+// checks that the server has not closed it (idle timeout, CLIENT KILL, a
+// node leaving), so that the request goes on a new connection rather than
+// failing. No goroutine watches an idle connection; a busy one finds out
+// from its reads.
+const idleCheck = 100 * time.Millisecond
+
+// alive reports whether the connection may take a request: false when it
+// was idle for idleCheck and the server has closed it meanwhile, which
+// breaks it.
+func (cc *clientConn) alive() bool {
+	now := time.Now().UnixNano()
+	if last := cc.lastUse.Swap(now); now-last < int64(idleCheck) {
+		return true
+	}
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	// With no request in flight, nothing may arrive but the server's end.
+	if cc.reading || cc.writing || cc.head != len(cc.queue) || cc.err != nil {
+		return true
+	}
+	if err := peerClosed(cc.raw); err != nil {
+		cc.mu.Unlock()
+		cc.fail(err)
+		cc.mu.Lock()
+		return false
+	}
+	return true
 }
 
 // conn returns slot i's connection, dialling it if it is missing or broken.
@@ -248,24 +278,45 @@ func (p *pool) close() {
 }
 
 // clientConn is one pipelined connection. Callers write their request
-// frames in the order they queue their calls; one reader goroutine reads
-// the responses, which come back in the same order, each straight into its
-// batch.
+// frames in the order they queue their calls, and the responses come back
+// in the same order. There is no reader goroutine: a caller waiting for
+// its response reads the socket itself when no other caller is reading
+// (it leads), and hands each complete response it reads to the call it
+// answers, its own or another's, straight into that call's batch. When its
+// own has arrived it passes the lead to the next caller waiting, if any.
+// A lone caller so reads its response on its own goroutine, with no
+// hand-off, as a RESP client does; under load one read brings several
+// responses, and their callers are woken as before.
 type clientConn struct {
 	nc       net.Conn
-	br       *bufio.Reader
+	raw      net.Conn // the socket: nc, or what nc encrypts with TLS
 	maxFrame int
 	ids      atomic.Uint64
 	broken   atomic.Bool
+	lastUse  atomic.Int64 // when a caller last picked the connection (time.Now().UnixNano())
+
+	// The leader's: in[r:w] has been read and not delivered yet; want is
+	// the number of bytes the frame at r needs in all, once its length is
+	// known. Only the caller holding reading touches them.
+	in   []byte
+	r, w int
+	want int
 
 	mu      sync.Mutex
 	queue   []*call // calls waiting for their response, oldest at head
 	head    int
+	reading bool          // a caller is reading responses: the leader
 	out     []byte        // frames waiting for the flusher
 	spare   []byte        // a free buffer for out
 	writing bool          // a caller or the flusher is writing: frames go to out
 	err     error         // why the connection broke
 	wake    chan struct{} // signals the flusher; closed when the connection fails
+
+	// A leader whose context can end arms interruption: when the context
+	// ends, interrupt sets a read deadline in the past to end its read.
+	dl        sync.Mutex
+	armed     bool
+	interrupt func() // cc.stopRead, made once
 }
 
 // dialConn opens a connection, authenticates it, and asks for the slot
@@ -273,20 +324,25 @@ type clientConn struct {
 // rather than forwarding); learn receives the response. A node outside a
 // cluster refuses the Slots operation, which is not an error here.
 func dialConn(ctx context.Context, addr string, o *Options, learn func(*Batch)) (*clientConn, error) {
-	var nc net.Conn
+	var nc, raw net.Conn
 	var err error
 	if o.TLS != nil {
 		d := tls.Dialer{Config: o.TLS}
 		nc, err = d.DialContext(ctx, "tcp", addr) // and the handshake
+		if err == nil {
+			raw = nc.(*tls.Conn).NetConn()
+		}
 	} else {
 		var d net.Dialer
 		nc, err = d.DialContext(ctx, "tcp", addr)
+		raw = nc
 	}
 	if err != nil {
 		return nil, err
 	}
-	cc := &clientConn{nc: nc, br: bufio.NewReaderSize(nc, readSize), maxFrame: o.MaxFrame, wake: make(chan struct{}, 1)}
-	go cc.read()
+	cc := &clientConn{nc: nc, raw: raw, maxFrame: o.MaxFrame, wake: make(chan struct{}, 1)}
+	cc.interrupt = cc.stopRead
+	cc.lastUse.Store(time.Now().UnixNano())
 	go cc.flush()
 	var b Batch
 	auth := -1
@@ -324,8 +380,12 @@ func (cc *clientConn) start(ctx context.Context, b *Batch, maxFrame int) error {
 	}
 	cl := b.call
 	if cl == nil {
-		cl = &call{done: make(chan struct{}, 1)}
+		cl = &call{sig: make(chan struct{}, 1)}
 		b.call = cl
+	}
+	select {
+	case <-cl.sig: // a signal left from the call's last run
+	default:
 	}
 	cl.b, cl.id, cl.err = b, cc.ids.Add(1), nil
 	cl.state.Store(callWaiting)
@@ -337,20 +397,39 @@ func (cc *clientConn) start(ctx context.Context, b *Batch, maxFrame int) error {
 	return cc.send(cl, frame)
 }
 
-// wait waits for the response to the request start sent.
+// wait waits for the response to the request start sent: it reads
+// responses itself while no other caller does, and otherwise sleeps until
+// the leader delivers its response or passes it the lead.
 func (cc *clientConn) wait(ctx context.Context, b *Batch) error {
 	cl := b.call
-	select {
-	case <-cl.done:
-	case <-ctx.Done():
-		if cl.state.CompareAndSwap(callWaiting, callAbandoned) {
-			b.call = nil // the reader drops it
-			return ctx.Err()
+	for cl.state.Load() != callDone {
+		cc.mu.Lock()
+		if !cc.reading && cc.err == nil && cl.state.Load() == callWaiting {
+			cc.reading = true
+			cc.mu.Unlock()
+			if err := cc.lead(ctx, cl); err != nil {
+				b.call = nil // abandoned: a later leader drops its response
+				return err
+			}
+			continue
 		}
-		if cl.state.Load() == callReading {
-			cc.fail(errCutOff)
+		cc.mu.Unlock()
+		select {
+		case <-cl.sig:
+		case <-ctx.Done():
+			if cl.state.CompareAndSwap(callWaiting, callAbandoned) {
+				b.call = nil
+				cc.mu.Lock()
+				cc.passLead()
+				cc.mu.Unlock()
+				return ctx.Err()
+			}
+			// Its response is being delivered (a copy from the leader's
+			// buffer), or it is done.
+			for cl.state.Load() != callDone {
+				<-cl.sig
+			}
 		}
-		<-cl.done
 	}
 	switch {
 	case cl.err != nil:
@@ -363,9 +442,153 @@ func (cc *clientConn) wait(ctx context.Context, b *Batch) error {
 	return nil
 }
 
-// errCutOff fails the requests of a connection closed because a caller's
-// context ended while its response was arriving.
-var errCutOff = errors.New("fb: connection closed: a request's context ended while its response was arriving")
+// lead reads responses and delivers them until cl's has arrived or the
+// connection fails, then passes the lead on; cc.reading is set. It returns
+// ctx's error, having abandoned cl, when ctx ends first.
+func (cc *clientConn) lead(ctx context.Context, cl *call) (err error) {
+	done := ctx.Done()
+	var stop func() bool
+	defer func() {
+		if stop != nil {
+			stop()
+		}
+		cc.mu.Lock()
+		cc.reading = false
+		cc.passLead()
+		cc.mu.Unlock()
+	}()
+	for {
+		if derr := cc.deliver(); derr != nil {
+			cc.fail(derr)
+			return nil
+		}
+		if cl.state.Load() != callWaiting {
+			return nil // done (delivered, or failed with the connection)
+		}
+		if done != nil {
+			if ctx.Err() != nil {
+				cl.state.CompareAndSwap(callWaiting, callAbandoned)
+				return ctx.Err()
+			}
+			if stop == nil {
+				stop = context.AfterFunc(ctx, cc.interrupt)
+			}
+			cc.dl.Lock()
+			cc.armed = true
+			cc.dl.Unlock()
+		}
+		rerr := cc.fill()
+		stopped := rerr != nil && errors.Is(rerr, os.ErrDeadlineExceeded)
+		if done != nil || stopped {
+			cc.dl.Lock()
+			cc.armed = false
+			if stopped || ctx.Err() != nil {
+				// Undo stopRead's deadline: set for this leader's context,
+				// or late, by the context of an earlier leader.
+				cc.nc.SetReadDeadline(time.Time{})
+			}
+			cc.dl.Unlock()
+		}
+		if rerr != nil {
+			if stopped {
+				continue // keep what was read; abandon cl at the top if ctx ended
+			}
+			cc.fail(rerr)
+			return nil
+		}
+	}
+}
+
+// stopRead ends the leader's read, when its context ended while it read.
+func (cc *clientConn) stopRead() {
+	cc.dl.Lock()
+	if cc.armed {
+		cc.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+	cc.dl.Unlock()
+}
+
+// passLead wakes the oldest call still waiting to take the lead, when no
+// one is reading; cc.mu is held.
+func (cc *clientConn) passLead() {
+	if cc.reading || cc.err != nil {
+		return
+	}
+	for _, q := range cc.queue[cc.head:] {
+		if q.state.Load() == callWaiting {
+			q.signal()
+			return
+		}
+	}
+}
+
+// fill reads what the server has sent, at least one byte, making room for
+// the frame in progress: it moves the undelivered bytes to the front and,
+// when the buffer is full, grows it to the frame's size.
+func (cc *clientConn) fill() error {
+	if cc.r == cc.w {
+		cc.r, cc.w = 0, 0
+		if len(cc.in) > keepBuf {
+			cc.in = nil // grown for a large frame, now delivered
+		}
+	}
+	if cc.in == nil {
+		cc.in = make([]byte, readSize)
+	}
+	if cc.r > 0 && cc.r+cc.want > len(cc.in) {
+		cc.w = copy(cc.in, cc.in[cc.r:cc.w])
+		cc.r = 0
+	}
+	if cc.w == len(cc.in) {
+		grown := make([]byte, max(cc.want, 2*len(cc.in)))
+		copy(grown, cc.in[:cc.w])
+		cc.in = grown
+	}
+	n, err := cc.nc.Read(cc.in[cc.w:])
+	cc.w += n
+	if n > 0 {
+		return nil
+	}
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	return err
+}
+
+// deliver hands each complete response in the buffer to the call it
+// answers, in the order of the queue. It returns an error that breaks the
+// connection.
+func (cc *clientConn) deliver() error {
+	for {
+		avail := cc.w - cc.r
+		if avail < 4 {
+			cc.want = 4
+			return nil
+		}
+		n := int(binary.LittleEndian.Uint32(cc.in[cc.r:]))
+		if n > cc.maxFrame {
+			return errFrameTooLarge
+		}
+		if avail < 4+n {
+			cc.want = 4 + n
+			return nil
+		}
+		frame := cc.in[cc.r+4 : cc.r+4+n]
+		cc.r += 4 + n
+		cl := cc.pop()
+		if cl == nil {
+			return unsolicited(frame)
+		}
+		if !cl.state.CompareAndSwap(callWaiting, callReading) {
+			continue // abandoned by Do: drop the response
+		}
+		if err := cl.b.receive(frame, cl.id); err != nil {
+			cl.finish(err)
+			return err
+		}
+		cl.finish(nil)
+	}
+}
 
 // send queues the call and its frame. On an idle connection the caller
 // writes the frame itself, at once, for the lowest latency. While requests
@@ -394,7 +617,7 @@ func (cc *clientConn) send(cl *call, frame []byte) error {
 	cc.mu.Unlock()
 	_, err := cc.nc.Write(frame)
 	cc.mu.Lock()
-	if err == nil && len(cc.out) > 0 {
+	if err == nil && cc.err == nil && len(cc.out) > 0 {
 		cc.wakeFlusher() // frames appended while we wrote; writing stays set
 	} else {
 		cc.writing = false
@@ -449,52 +672,15 @@ func (cc *clientConn) flush() {
 	}
 }
 
-// read receives the responses, in the order of the queue, until the
-// connection fails.
-func (cc *clientConn) read() {
-	var hdr [4]byte
-	for {
-		if _, err := io.ReadFull(cc.br, hdr[:]); err != nil {
-			cc.fail(err)
-			return
-		}
-		n := int(binary.LittleEndian.Uint32(hdr[:]))
-		if n > cc.maxFrame {
-			cc.fail(errFrameTooLarge)
-			return
-		}
-		cl := cc.pop()
-		if cl == nil {
-			cc.fail(cc.unsolicited(n))
-			return
-		}
-		if !cl.state.CompareAndSwap(callWaiting, callReading) {
-			// Abandoned by Do: skip the response.
-			if _, err := cc.br.Discard(n); err != nil {
-				cc.fail(err)
-				return
-			}
-			continue
-		}
-		if err := cl.b.receive(cc.br, n, cl.id); err != nil {
-			cl.finish(err)
-			cc.fail(err)
-			return
-		}
-		cl.finish(nil)
-	}
-}
-
 // errUnexpected is the protocol error of a response to no request.
 const errUnexpected frameError = "fb: protocol error: a response arrived with no request waiting"
 
-// unsolicited reads a response of n bytes that arrived with no request
-// waiting and returns the error to break the connection with: the
-// server's refusal when it is one (too many clients), else a protocol
-// error.
-func (cc *clientConn) unsolicited(n int) error {
+// unsolicited returns the error to break the connection with for a
+// response that arrived with no request waiting: the server's refusal when
+// it is one (too many clients), else a protocol error.
+func unsolicited(frame []byte) error {
 	var b Batch
-	if err := b.receive(cc.br, n, 0); err != nil {
+	if err := b.receive(frame, 0); err != nil {
 		return err
 	}
 	if b.refused {
@@ -546,4 +732,6 @@ func (cc *clientConn) fail(err error) {
 			cl.finish(err)
 		}
 	}
+	// A leader reading when the connection broke sees the error and
+	// leaves; callers waiting on a call finished above wake with it.
 }

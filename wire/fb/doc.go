@@ -90,9 +90,13 @@
 // many goroutines share the connections, pipelined. On an idle connection
 // the caller writes its request itself; while others are in flight, a
 // flusher goroutine writes whatever requests have queued in one system
-// call. One reader goroutine per connection receives the responses, each
-// straight into the buffer of the batch waiting for it, and wakes that
-// batch's goroutine. A Batch is reused: it keeps its builder,
+// call. No goroutine reads a connection: a caller waiting for its response
+// reads it itself while no other caller is reading (leader and followers),
+// hands every response it reads to the batch it answers, waking that
+// batch's goroutine, and passes the reading on once its own has arrived.
+// A lone caller so never switches goroutines. A connection unused for a
+// while is checked for the server's close before it takes a request. A
+// Batch is reused: it keeps its builder,
 // its received frame and its result index, so Do and reading results
 // allocate nothing in steady state. A Result reads its fields from the
 // frame in place; Result.Value returns a slice of the frame, valid until
