@@ -23,9 +23,15 @@ func (TCPNetwork) Dial(ctx context.Context, addr string) (net.Conn, error) {
 
 // Gossip implements Network.
 func (TCPNetwork) Gossip(bindAddr string, port int, logger *log.Logger) (memberlist.NodeAwareTransport, error) {
-	return memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+	t, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
 		BindAddrs: []string{bindAddr},
 		BindPort:  port,
 		Logger:    logger,
 	})
+	if err != nil {
+		// Not a nil *NetTransport in a non-nil interface, which Close
+		// would then shut down.
+		return nil, err
+	}
+	return t, nil
 }
