@@ -35,7 +35,7 @@ func TestFastPath(t *testing.T) {
 		t.Fatalf("before AUTH: %+v, want FastSlow", r)
 	}
 	c.login([]byte("default"), []byte("pw"))
-	calls := func() int64 { g, _ := fastCommands(); return n.stats.perCmd[g].calls.Load() }
+	calls := func() int64 { g, _ := fastCommands(); return n.stats.perCmd[g.id].calls.Load() }
 	before := calls()
 	for _, tt := range []struct {
 		key, want string

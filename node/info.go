@@ -245,7 +245,8 @@ func (n *Node) infoCommandStats(b []byte) []byte {
 		s    *cmdStats
 	}
 	var rows []row
-	for cmd, s := range n.stats.perCmd {
+	for id, s := range n.stats.perCmd {
+		cmd := commandList[id]
 		if s.calls.Load() > 0 || s.rejected.Load() > 0 || s.failed.Load() > 0 {
 			rows = append(rows, row{cmd.fullName, s})
 		}

@@ -53,7 +53,8 @@ func (c *collector) Describe(chan<- *prometheus.Desc) {}
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	n := (*Node)(c)
-	for cmd, s := range n.stats.perCmd {
+	for id, s := range n.stats.perCmd {
+		cmd := commandList[id]
 		if calls := s.calls.Load(); calls > 0 || s.rejected.Load() > 0 {
 			ch <- prometheus.MustNewConstMetric(descCommands, prometheus.CounterValue, float64(calls), cmd.fullName)
 			ch <- prometheus.MustNewConstMetric(descFailed, prometheus.CounterValue, float64(s.failed.Load()), cmd.fullName)

@@ -20,7 +20,7 @@ type stats struct {
 	forwarded     atomic.Int64 // commands run on their owner for a client here
 	forwardErrors atomic.Int64
 
-	perCmd map[*Command]*cmdStats // built once; read without locks
+	perCmd []*cmdStats // by Command.id; built once, read without locks
 
 	errMu  sync.Mutex
 	errors map[string]int64 // error replies by prefix (errorstats)
@@ -74,9 +74,9 @@ var latencyBuckets = []float64{1e-6, 5e-6, 1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 1
 
 func (s *stats) init() {
 	s.errors = make(map[string]int64)
-	s.perCmd = make(map[*Command]*cmdStats)
+	s.perCmd = make([]*cmdStats, len(commandList))
 	add := func(c *Command) {
-		s.perCmd[c] = &cmdStats{latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+		s.perCmd[c.id] = &cmdStats{latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "sluice_command_duration_seconds",
 			Help:        "Time to run a command, by command.",
 			Buckets:     latencyBuckets,
@@ -98,7 +98,7 @@ const timingSample = 8
 
 // record accounts for a command that ran; d is its duration when timed.
 func (s *stats) record(cmd *Command, d time.Duration, timed, failed bool) {
-	cs := s.perCmd[cmd]
+	cs := s.perCmd[cmd.id]
 	cs.calls.Add(1)
 	if timed {
 		cs.usec.Add(d.Microseconds() * timingSample)
@@ -148,7 +148,7 @@ func (c *stripedCounter) reset() {
 
 // reject accounts for a command refused before it ran.
 func (s *stats) reject(cmd *Command) {
-	s.perCmd[cmd].rejected.Add(1)
+	s.perCmd[cmd.id].rejected.Add(1)
 }
 
 // reset zeroes the counters (CONFIG RESETSTAT).
