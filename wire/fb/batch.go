@@ -28,8 +28,7 @@ type Batch struct {
 	ops   []opSpec
 	arena []byte // the keys and values of ops
 
-	bld  *flatbuffers.Builder
-	offs []flatbuffers.UOffsetT // scratch for encode
+	enc []byte // the request frame encode built
 
 	frame   []byte   // the response message received, without its length prefix
 	res     []uint32 // the position in frame of each result table
@@ -154,8 +153,8 @@ func (b *Batch) Reset() {
 	if cap(b.arena) > keepBuf {
 		b.arena = nil
 	}
-	if b.bld != nil && cap(b.bld.Bytes) > keepBuf {
-		b.bld = nil
+	if cap(b.enc) > keepBuf {
+		b.enc = nil
 	}
 }
 
@@ -280,49 +279,6 @@ func (r Result) Throttle() node.ThrottleResult {
 		res.RetryAfter = time.Duration(ms) * time.Millisecond
 	}
 	return res
-}
-
-// encode builds the request frame (length prefix included) with id, in the
-// batch's builder, and returns it. It allocates nothing once the builder
-// has grown to the batch's size.
-func (b *Batch) encode(id uint64) []byte {
-	if b.bld == nil {
-		b.bld = flatbuffers.NewBuilder(builderSize)
-	}
-	bld := b.bld
-	bld.Reset()
-	b.offs = b.offs[:0]
-	for i := range b.ops {
-		op := &b.ops[i]
-		key := bld.CreateByteVector(b.arena[op.key.off:op.key.end])
-		var val flatbuffers.UOffsetT
-		if op.hasVal {
-			val = bld.CreateByteVector(b.arena[op.val.off:op.val.end])
-		}
-		schema.OpStart(bld)
-		schema.OpAddKind(bld, op.kind)
-		schema.OpAddKey(bld, key)
-		if op.hasVal {
-			schema.OpAddValue(bld, val)
-		}
-		schema.OpAddTtlMs(bld, op.ttl)
-		schema.OpAddLeaseMs(bld, op.lease)
-		if op.kind == schema.OpKindThrottle {
-			t := &op.throttle
-			schema.OpAddThrottle(bld, schema.CreateThrottleArgs(bld, t[0], t[1], t[2], t[3]))
-		}
-		b.offs = append(b.offs, schema.OpEnd(bld))
-	}
-	schema.RequestStartOpsVector(bld, len(b.offs))
-	for i := len(b.offs) - 1; i >= 0; i-- {
-		bld.PrependUOffsetT(b.offs[i])
-	}
-	ops := bld.EndVector(len(b.offs))
-	schema.RequestStart(bld)
-	schema.RequestAddId(bld, id)
-	schema.RequestAddOps(bld, ops)
-	bld.FinishSizePrefixed(schema.RequestEnd(bld))
-	return bld.FinishedBytes()
 }
 
 // receive copies a response message, received in a connection's buffer,
