@@ -100,7 +100,7 @@ func cmdCacheSet(c *Client, args [][]byte) {
 }
 
 func (n *Node) cacheSet(h *store.Handle, key, val []byte, fresh, stale int64) error {
-	now := n.store.Now()
+	now := h.Now()
 	err := h.SetCache(val, now+fresh+stale, store.Cache{FreshUntil: now + fresh})
 	n.fills.wake(key)
 	return err
@@ -153,7 +153,7 @@ var errNotCache = Error(errWrongType)
 
 // cacheGet decides the state of an open key and grants a lease when due.
 func (n *Node) cacheGet(h *store.Handle, leaseMs int64) (CacheState, uint64, error) {
-	now := n.store.Now()
+	now := h.Now()
 	meta, hasMeta := h.Cache()
 	leased := hasMeta && meta.LeaseToken != 0 && now < meta.LeaseUntil
 	if !h.Exists() {
@@ -202,7 +202,7 @@ func cmdCacheFill(c *Client, args [][]byte) {
 // leaseHeld reports whether token is the live lease of the open key.
 func (n *Node) leaseHeld(h *store.Handle, token uint64) bool {
 	meta, ok := h.Cache()
-	return ok && meta.LeaseToken == token && n.store.Now() < meta.LeaseUntil
+	return ok && meta.LeaseToken == token && h.Now() < meta.LeaseUntil
 }
 
 func (n *Node) cacheFill(h *store.Handle, key []byte, token uint64, val []byte, fresh, stale int64) error {
@@ -264,7 +264,7 @@ func (n *Node) cacheInvalidate(h *store.Handle) bool {
 	if h.Kind() != store.KindString {
 		return false
 	}
-	_ = h.UpdateCache(store.Cache{FreshUntil: n.store.Now()})
+	_ = h.UpdateCache(store.Cache{FreshUntil: h.Now()})
 	return true
 }
 

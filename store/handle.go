@@ -62,6 +62,11 @@ func (s *Store) Open(h *Handle, key []byte, locks *Locks) {
 	h.idx = idx
 }
 
+// Now returns the store's clock at Open, Unix ms: the time the Handle's
+// expiry checks used, which callers can reuse instead of reading the clock
+// again while they hold the key.
+func (h *Handle) Now() int64 { return h.now }
+
 // Close releases the shard lock taken by Open. Closing twice, or closing a
 // zero Handle, does nothing.
 func (h *Handle) Close() {
