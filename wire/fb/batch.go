@@ -33,6 +33,7 @@ type Batch struct {
 	frame   []byte   // the response message received, without its length prefix
 	res     []uint32 // the position in frame of each result table
 	refused bool     // the response refused the whole request (its error field)
+	errs    bool     // some result in frame has an error (MOVED among them?)
 	call    *call    // the call in flight, reused by the next Do unless abandoned
 
 	// A batch split over the nodes of a cluster, or with operations sent
@@ -287,8 +288,8 @@ func (r Result) Throttle() node.ThrottleResult {
 // connection unusable.
 func (b *Batch) receive(msg []byte, id uint64) error {
 	b.frame = append(b.frame[:0], msg...)
-	got, res, err := verifyResponse(b.frame, len(b.ops), b.res[:0])
-	b.res = res
+	got, res, errs, err := verifyResults(b.frame, len(b.ops), b.res[:0])
+	b.res, b.errs = res, errs
 	switch {
 	case err != nil:
 		b.res = b.res[:0]

@@ -136,6 +136,9 @@ func (c *Client) runSubs(ctx context.Context, b *Batch, from int) error {
 // redirect sends the operations answered MOVED to the nodes named, after
 // refreshing the table from the first of them, up to maxRedirects times.
 func (c *Client) redirect(ctx context.Context, b *Batch) error {
+	if !b.anyErrs() {
+		return nil // no result is an error: none is MOVED
+	}
 	for range maxRedirects {
 		from := len(b.subPools)
 		var refreshed bool
@@ -171,6 +174,20 @@ func (c *Client) redirect(ctx context.Context, b *Batch) error {
 		}
 	}
 	return nil
+}
+
+// anyErrs reports whether a result of the batch, in its own frame or its
+// sub-batches, may be an error.
+func (b *Batch) anyErrs() bool {
+	if len(b.where) == 0 {
+		return b.errs
+	}
+	for si := range b.subPools {
+		if b.subs[si].errs {
+			return true
+		}
+	}
+	return b.errs
 }
 
 // origin returns the batch and index operation i was last sent as.

@@ -334,46 +334,54 @@ func verifyRequest(buf []byte, maxOps int) (id uint64, ops int, err error) {
 // and no results answers a refused request; any other must have exactly
 // ops results.
 func verifyResponse(buf []byte, ops int, res []uint32) (id uint64, _ []uint32, err error) {
+	id, res, _, err = verifyResults(buf, ops, res)
+	return id, res, err
+}
+
+// verifyResults is verifyResponse that also reports whether any result
+// has an error.
+func verifyResults(buf []byte, ops int, res []uint32) (id uint64, _ []uint32, errs bool, err error) {
 	v := verifier{buf}
 	pos, vt, vsize, err := v.root()
 	if err != nil {
-		return 0, res, err
+		return 0, res, false, err
 	}
 	at, ok, err := v.field(pos, vt, vsize, slotResponseID, 8)
 	if err != nil {
-		return 0, res, err
+		return 0, res, false, err
 	}
 	if ok {
 		id = binary.LittleEndian.Uint64(buf[at:])
 	}
 	if err := v.str(pos, vt, vsize, slotResponseError); err != nil {
-		return id, res, err
+		return id, res, false, err
 	}
 	if err := v.slotTable(pos, vt, vsize); err != nil {
-		return id, res, err
+		return id, res, false, err
 	}
 	start, n, present, err := v.vector(pos, vt, vsize, slotResponseResults, sizeOffset)
 	if err != nil {
-		return id, res, err
+		return id, res, false, err
 	}
 	if !present {
 		if _, refused, _ := v.field(pos, vt, vsize, slotResponseError, sizeOffset); refused {
-			return id, res, nil
+			return id, res, false, nil
 		}
 	}
 	if n != uint64(ops) {
-		return id, res, errResultCount
+		return id, res, false, errResultCount
 	}
 	var sh shape
 	for i := range n {
 		elem := start + 4*i
 		rpos := elem + v.u32(elem)
 		if err := v.repeated(rpos, &resultTable, &sh); err != nil {
-			return id, res, err
+			return id, res, false, err
 		}
 		res = append(res, uint32(rpos))
+		errs = errs || sh.vec[1] != 0
 	}
-	return id, res, nil
+	return id, res, errs, nil
 }
 
 // slotTable checks a Response's slot table fields: the epoch, the vector of
