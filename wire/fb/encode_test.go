@@ -180,3 +180,56 @@ func checkAligned(t *testing.T, frame []byte) {
 		}
 	}
 }
+
+// TestFastResults runs a request mixing GETs and CACHE.GETs of present,
+// missing and stale keys through the server, whose hot results after the
+// first of each shape are laid out by hand, and reads every result back.
+func TestFastResults(t *testing.T) {
+	n, keys := benchNode(t)
+	if err := n.Set(t.Context(), "plain", []byte("plain value"), 0); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := n.Connect(nil, "test", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r runner
+	r.init(&Server{node: n, maxFrame: DefaultMaxFrame}, sess)
+	var b Batch
+	type want struct {
+		value string
+		found bool
+		state node.CacheState
+	}
+	var wants []want
+	for i, k := range keys {
+		v, _ := n.Do(t.Context(), "GET", k)
+		val := string(v.([]byte))
+		switch i % 4 {
+		case 0:
+			b.Get(k)
+			wants = append(wants, want{val, true, ""})
+		case 1:
+			b.CacheGet(k, 0)
+			wants = append(wants, want{val, true, node.CacheFresh})
+		case 2:
+			b.Get("missing")
+			wants = append(wants, want{"", false, ""})
+		case 3:
+			b.Get("plain")
+			wants = append(wants, want{"plain value", true, ""})
+		}
+	}
+	out, _ := r.handle(nil, b.encode(1)[4:])
+	b.frame = out[4:]
+	if _, b.res, err = verifyResponse(b.frame, len(wants), nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range wants {
+		res := b.Result(i)
+		v, ok := res.Value()
+		if err := res.Err(); err != nil || ok != w.found || string(v) != w.value || res.CacheState() != w.state {
+			t.Errorf("result %d: %q %v %q %v, want %+v", i, v, ok, res.CacheState(), err, w)
+		}
+	}
+}
