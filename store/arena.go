@@ -186,7 +186,7 @@ func (a *arena) grow(sz int) {
 	if size > 32<<10 {
 		size = (size + 8<<10 - 1) &^ (8<<10 - 1)
 	}
-	a.chunks = append(a.chunks, make([]byte, size))
+	a.chunks = append(a.chunks, allocBlock[byte](size))
 	a.size += size
 	a.tail = 0
 }

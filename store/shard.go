@@ -41,7 +41,7 @@ const entryCost = int64(unsafe.Sizeof(entry{})) + 12
 // it; the last page grows by doubling up to pageSize so that a small shard
 // stays small.
 const (
-	pageShift = 9
+	pageShift = 11 // 64 KiB of entries: a full page is one block off the heap
 	pageSize  = 1 << pageShift
 	noIdx     = ^uint32(0)
 )
@@ -87,6 +87,18 @@ type shard struct {
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
 
+// release returns the shard's blocks (see allocBlock); the shard must be
+// reset or dropped afterwards.
+func (sh *shard) release() {
+	freeBlock(sh.table)
+	for _, p := range sh.pages {
+		freeBlock(p)
+	}
+	for _, c := range sh.arena.chunks {
+		freeBlock(c)
+	}
+}
+
 func (sh *shard) init(seed uint64) {
 	sh.freeHead = noIdx
 	sh.arena.init()
@@ -114,8 +126,9 @@ func (sh *shard) newEntry() uint32 {
 	}
 	page := sh.pages[p]
 	if len(page) == cap(page) {
-		grown := make([]entry, len(page), min(2*cap(page), pageSize))
+		grown := allocBlock[entry](min(2*cap(page), pageSize))[:len(page)]
 		copy(grown, page)
+		freeBlock(page)
 		page = grown
 	}
 	sh.pages[p] = page[:len(page)+1]
@@ -245,12 +258,13 @@ func (sh *shard) unlink(tag uint32, idx uint32) {
 }
 
 func (sh *shard) resize(n int) {
-	t := make([]uint64, n)
+	t := allocBlock[uint64](n)
 	for _, v := range sh.table {
 		if v != 0 {
 			place(t, v)
 		}
 	}
+	freeBlock(sh.table)
 	sh.table = t
 }
 
@@ -284,9 +298,11 @@ func (sh *shard) unlistVolatile(i int) {
 	sh.volatile = sh.volatile[:last]
 }
 
-// reset empties the shard, returning its memory to the Go heap. The version
-// counter carries on, so versions stay unique across a Flush.
+// reset empties the shard, returning its memory to the Go heap and the
+// system. The version counter carries on, so versions stay unique across a
+// Flush.
 func (sh *shard) reset() {
+	sh.release()
 	sh.table = nil
 	sh.used = 0
 	sh.pages = nil

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -146,6 +147,12 @@ func New(cfg Config) *Store {
 	}
 	s.maxMem.Store(max(cfg.MaxMemory, 0))
 	s.policy.Store(uint32(cfg.Policy))
+	// The shards' blocks off the heap go back to the system with the Store.
+	runtime.AddCleanup(s, func(shards []shard) {
+		for i := range shards {
+			shards[i].release()
+		}
+	}, s.shards)
 	return s
 }
 

@@ -1,0 +1,8 @@
+//go:build !unix
+
+package store
+
+// Without mmap every block comes from the Go heap.
+func mapBytes(int) []byte { return nil }
+
+func unmapBytes([]byte) {}
