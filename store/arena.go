@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"math/bits"
+	"sync/atomic"
 )
 
 // A record is the bytes of one entry, kept in its shard's arena:
@@ -86,7 +87,8 @@ func classOf(size int) uint8 {
 // the arena holds already (at least firstChunk, at most maxChunk): a store
 // with few keys stays small (256 shards × 4 KiB at first), the part of the
 // last chunk not yet carved is at most 1/8 of the arena (doubling chunks
-// would waste up to half), and a big store has few chunks.
+// would waste up to half), and a big store has few chunks. Where chunks are
+// memory mappings (canMap), every chunk after the first is maxChunk: see grow.
 //
 // A location (loc) names a slot: chunk index << chunkShift | offset / 8. With
 // 256 KiB chunks and 17 bits of chunk index, one shard addresses 32 GiB.
@@ -100,16 +102,20 @@ const (
 
 // arena holds the records of one shard. It is guarded by the shard's lock.
 type arena struct {
-	chunks [][]byte           // every chunk, full length; the last one is being carved
-	tail   int                // bytes of the last chunk handed out so far
-	size   int                // bytes in chunks
-	free   [numClasses]uint32 // head of each class's free list, noLoc when empty
+	chunks [][]byte // every chunk, full length; the last one is being carved
+	tail   int      // bytes of the last chunk handed out so far
+	size   int      // bytes in chunks
+	// offHeap counts the bytes of chunks mapped off the heap: the shard's
+	// counter, which its other blocks share.
+	offHeap *atomic.Int64
+	free    [numClasses]uint32 // head of each class's free list, noLoc when empty
 
 	large     [][]byte // records above maxSmall, one allocation each; nil when free
 	freeLarge []uint32 // free indexes into large
 }
 
-func (a *arena) init() {
+func (a *arena) init(offHeap *atomic.Int64) {
+	a.offHeap = offHeap
 	for i := range a.free {
 		a.free[i] = noLoc
 	}
@@ -186,7 +192,14 @@ func (a *arena) grow(sz int) {
 	if size > 32<<10 {
 		size = (size + 8<<10 - 1) &^ (8<<10 - 1)
 	}
-	a.chunks = append(a.chunks, allocBlock[byte](size))
+	if canMap && len(a.chunks) > 0 {
+		// Every chunk after the first is a mapping off the heap (see
+		// allocBlock), whose pages cost memory only once records are
+		// carved from them: a whole maxChunk wastes nothing, and keeps
+		// a growing shard's chunks off the heap from its second one.
+		size = maxChunk
+	}
+	a.chunks = append(a.chunks, allocBlock[byte](size, a.offHeap))
 	a.size += size
 	a.tail = 0
 }

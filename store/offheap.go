@@ -29,19 +29,24 @@ const offHeapMin = 64 << 10
 // unmapped only if it was mapped (a block that fell back to the heap is
 // left to the collector).
 var mapped struct {
-	mu    sync.Mutex
-	by    map[unsafe.Pointer][]byte
-	bytes atomic.Int64
+	mu sync.Mutex
+	by map[unsafe.Pointer][]byte
 }
 
-// OffHeapBytes returns the bytes the stores of this process hold in memory
-// mappings outside the Go heap.
-func OffHeapBytes() int64 { return mapped.bytes.Load() }
+// OffHeap returns the bytes the store holds in memory mappings outside the
+// Go heap (address space: pages not written yet take no memory).
+func (s *Store) OffHeap() int64 {
+	var n int64
+	for i := range s.shards {
+		n += s.shards[i].offHeap.Load()
+	}
+	return n
+}
 
 // allocBlock returns n zeroed elements of T, off the heap when they take
-// offHeapMin bytes or more. T must hold no pointers. Free it with freeBlock
-// and do not grow it with append.
-func allocBlock[T any](n int) []T {
+// offHeapMin bytes or more, and adds the bytes mapped to count. T must hold
+// no pointers. Free it with freeBlock and do not grow it with append.
+func allocBlock[T any](n int, count *atomic.Int64) []T {
 	size := n * int(unsafe.Sizeof(*new(T)))
 	if size >= offHeapMin {
 		if b := mapBytes(size); b != nil {
@@ -52,7 +57,7 @@ func allocBlock[T any](n int) []T {
 			}
 			mapped.by[p] = b
 			mapped.mu.Unlock()
-			mapped.bytes.Add(int64(len(b)))
+			count.Add(int64(len(b)))
 			return unsafe.Slice((*T)(p), n)
 		}
 	}
@@ -60,8 +65,9 @@ func allocBlock[T any](n int) []T {
 }
 
 // freeBlock returns a block from allocBlock (any length, its full
-// capacity) to the system. Nothing may use it afterwards.
-func freeBlock[T any](s []T) {
+// capacity) to the system, taking the bytes unmapped from count. Nothing
+// may use it afterwards.
+func freeBlock[T any](s []T, count *atomic.Int64) {
 	if cap(s)*int(unsafe.Sizeof(*new(T))) < offHeapMin {
 		return
 	}
@@ -71,7 +77,7 @@ func freeBlock[T any](s []T) {
 	delete(mapped.by, p)
 	mapped.mu.Unlock()
 	if ok {
-		mapped.bytes.Add(-int64(len(b)))
+		count.Add(-int64(len(b)))
 		unmapBytes(b)
 	}
 }

@@ -4,15 +4,16 @@ package store
 
 import (
 	"runtime"
+	"sync/atomic"
 	"testing"
 )
 
 // TestOffHeapBlocks: a block of offHeapMin bytes or more is zeroed memory
 // counted off the heap until freed; a smaller one is an ordinary slice.
 func TestOffHeapBlocks(t *testing.T) {
-	before := OffHeapBytes()
-	b := allocBlock[uint64](offHeapMin / 8)
-	if got := OffHeapBytes() - before; got != offHeapMin {
+	var count atomic.Int64
+	b := allocBlock[uint64](offHeapMin/8, &count)
+	if got := count.Load(); got != offHeapMin {
 		t.Fatalf("a %d-byte block added %d bytes off the heap", offHeapMin, got)
 	}
 	for i := range b {
@@ -21,14 +22,14 @@ func TestOffHeapBlocks(t *testing.T) {
 		}
 		b[i] = uint64(i)
 	}
-	freeBlock(b[:10]) // any length: the capacity is the block
-	if got := OffHeapBytes(); got != before {
-		t.Fatalf("after freeBlock %d bytes off the heap, want %d", got, before)
+	freeBlock(b[:10], &count) // any length: the capacity is the block
+	if got := count.Load(); got != 0 {
+		t.Fatalf("after freeBlock %d bytes off the heap", got)
 	}
-	small := allocBlock[uint64](8)
+	small := allocBlock[uint64](8, &count)
 	small[7] = 1
-	freeBlock(small)
-	if got := OffHeapBytes(); got != before {
+	freeBlock(small, &count)
+	if got := count.Load(); got != 0 {
 		t.Fatalf("a small block changed the off-heap bytes to %d", got)
 	}
 }
@@ -40,7 +41,7 @@ func TestStoreDataOffHeap(t *testing.T) {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	heap0, off0 := ms.HeapAlloc, OffHeapBytes()
+	heap0 := ms.HeapAlloc
 
 	s, _ := newTest(t, Config{Shards: 4})
 	const n = 200_000
@@ -51,7 +52,7 @@ func TestStoreDataOffHeap(t *testing.T) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
-	heap, off := int64(ms.HeapAlloc-heap0), OffHeapBytes()-off0
+	heap, off := int64(ms.HeapAlloc-heap0), s.OffHeap()
 	used := s.Memory()
 	t.Logf("%d keys: store accounts %d bytes; %d off the heap, the Go heap grew %d", n, used, off, heap)
 	if off < used*3/4 {
@@ -64,7 +65,7 @@ func TestStoreDataOffHeap(t *testing.T) {
 		t.Fatalf("last key reads %q, %v", v, ok)
 	}
 	s.Flush(nil)
-	if got := OffHeapBytes() - off0; got != 0 {
+	if got := s.OffHeap(); got != 0 {
 		t.Errorf("after Flush %d bytes are still mapped", got)
 	}
 	runtime.KeepAlive(s)

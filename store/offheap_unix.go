@@ -4,6 +4,9 @@ package store
 
 import "syscall"
 
+// canMap: mapBytes maps memory (unless the system refuses).
+const canMap = true
+
 // mapBytes maps n bytes of zeroed anonymous memory; nil when the system
 // refuses (the caller then uses the heap).
 func mapBytes(n int) []byte {

@@ -83,6 +83,7 @@ type shard struct {
 	// store with Config.Slot (nil without), for SlotLen.
 	slotKeys []atomic.Int32
 	expires  atomic.Int64 // live keys with an expiry
+	offHeap  atomic.Int64 // bytes of the shard's blocks mapped off the heap
 
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
@@ -90,18 +91,18 @@ type shard struct {
 // release returns the shard's blocks (see allocBlock); the shard must be
 // reset or dropped afterwards.
 func (sh *shard) release() {
-	freeBlock(sh.table)
+	freeBlock(sh.table, &sh.offHeap)
 	for _, p := range sh.pages {
-		freeBlock(p)
+		freeBlock(p, &sh.offHeap)
 	}
 	for _, c := range sh.arena.chunks {
-		freeBlock(c)
+		freeBlock(c, &sh.offHeap)
 	}
 }
 
 func (sh *shard) init(seed uint64) {
 	sh.freeHead = noIdx
-	sh.arena.init()
+	sh.arena.init(&sh.offHeap)
 	sh.rng = seed | 1
 }
 
@@ -126,9 +127,9 @@ func (sh *shard) newEntry() uint32 {
 	}
 	page := sh.pages[p]
 	if len(page) == cap(page) {
-		grown := allocBlock[entry](min(2*cap(page), pageSize))[:len(page)]
+		grown := allocBlock[entry](min(2*cap(page), pageSize), &sh.offHeap)[:len(page)]
 		copy(grown, page)
-		freeBlock(page)
+		freeBlock(page, &sh.offHeap)
 		page = grown
 	}
 	sh.pages[p] = page[:len(page)+1]
@@ -258,13 +259,13 @@ func (sh *shard) unlink(tag uint32, idx uint32) {
 }
 
 func (sh *shard) resize(n int) {
-	t := allocBlock[uint64](n)
+	t := allocBlock[uint64](n, &sh.offHeap)
 	for _, v := range sh.table {
 		if v != 0 {
 			place(t, v)
 		}
 	}
-	freeBlock(sh.table)
+	freeBlock(sh.table, &sh.offHeap)
 	sh.table = t
 }
 
@@ -309,7 +310,7 @@ func (sh *shard) reset() {
 	sh.nEntries = 0
 	sh.freeHead = noIdx
 	sh.arena = arena{}
-	sh.arena.init()
+	sh.arena.init(&sh.offHeap)
 	sh.volatile = nil
 	sh.mem = 0
 	sh.keys.Store(0)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,7 +61,12 @@ func adminHandler(n *node.Node, errLog promhttp.Logger) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
 		n.Collector(),
-		collectors.NewGoCollector(),
+		// With the runtime's own histograms of stop-the-world pauses
+		// (stopping the world apart from the whole pause) and of how long
+		// runnable goroutines waited for a thread: what a GC pause or a
+		// tail latency on a busy machine is made of.
+		collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+			collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/sched/(pauses|latencies)`)})),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	mux := http.NewServeMux()

@@ -74,7 +74,7 @@ func TestBinary(t *testing.T) {
 			t.Errorf("/healthz: %d %q", code, body)
 		}
 		code, metrics := get(admin + "/metrics")
-		for _, want := range []string{"\nsluice_", "\ngo_goroutines ", "\nprocess_resident_memory_bytes "} {
+		for _, want := range []string{"\nsluice_", "\ngo_goroutines ", "\nprocess_resident_memory_bytes ", "\ngo_sched_pauses_stopping_gc_seconds_bucket{"} {
 			if code != http.StatusOK || !strings.Contains(metrics, want) {
 				t.Errorf("/metrics (%d) has no %q line", code, strings.TrimSpace(want))
 			}
