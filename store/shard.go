@@ -38,8 +38,8 @@ const (
 const entryCost = int64(unsafe.Sizeof(entry{})) + 12
 
 // Entries live in pages of pageSize so that growing a big shard never copies
-// it; the last page grows by doubling up to pageSize so that a small shard
-// stays small.
+// it; the first page grows by doubling up to pageSize so that a small shard
+// stays small (see newEntry).
 const (
 	pageShift = 11 // 64 KiB of entries: a full page is one block off the heap
 	pageSize  = 1 << pageShift
@@ -123,7 +123,15 @@ func (sh *shard) newEntry() uint32 {
 	idx := sh.nEntries
 	p := int(idx >> pageShift)
 	if p == len(sh.pages) {
-		sh.pages = append(sh.pages, make([]entry, 0, 16))
+		// The first page grows by doubling, so that a small shard stays
+		// small; later ones are whole pages off the heap from the start
+		// (their memory is used as entries are written), so that growing
+		// them leaves no garbage.
+		if p == 0 || !canMap {
+			sh.pages = append(sh.pages, make([]entry, 0, 16))
+		} else {
+			sh.pages = append(sh.pages, allocBlock[entry](pageSize, &sh.offHeap)[:0])
+		}
 	}
 	page := sh.pages[p]
 	if len(page) == cap(page) {
