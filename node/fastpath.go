@@ -31,6 +31,10 @@ import (
 // tracking on, and every CACHE.GET that would grant a lease, because that
 // is a write (leases replicate and invalidate like other writes). Declining
 // has no side effect, so running the command afterwards is exact.
+//
+// FastBatch runs a request's many reads with the same guarantees, paying
+// the checks and accounting that do not depend on the key once per batch
+// (see fastbatch.go).
 
 // FastStatus is what a fast-path call did.
 type FastStatus uint8
@@ -113,23 +117,35 @@ func (c *Client) FastGet(dst, key []byte) ([]byte, FastResult) {
 		return dst, r
 	}
 	start := c.fastStart()
+	dst, found, slow := c.fastGetValue(dst, key)
+	switch {
+	case slow:
+		return dst, FastResult{Status: FastSlow} // Exec answers WRONGTYPE
+	case found:
+		c.n.stats.hits.Add(c.id, 1)
+	default:
+		c.n.stats.misses.Add(c.id, 1)
+	}
+	c.fastDone(get, start)
+	return dst, FastResult{Found: found}
+}
+
+// fastGetValue is GET's work in the store: it appends key's value, if it
+// exists, to dst. slow: the key holds another type, and nothing was done.
+func (c *Client) fastGetValue(dst, key []byte) (_ []byte, found, slow bool) {
 	var h store.Handle
 	c.n.store.Open(&h, key, nil)
 	switch {
 	case !h.Exists():
 		h.Close()
-		c.n.stats.misses.Add(c.id, 1)
-		c.fastDone(get, start)
-		return dst, FastResult{}
+		return dst, false, false
 	case h.Kind() != store.KindString:
 		h.Close()
-		return dst, FastResult{Status: FastSlow} // Exec answers WRONGTYPE
+		return dst, false, true
 	}
 	dst = append(dst, h.Value()...)
 	h.Close()
-	c.n.stats.hits.Add(c.id, 1)
-	c.fastDone(get, start)
-	return dst, FastResult{Found: true}
+	return dst, true, false
 }
 
 // FastCacheGet runs CACHE.GET key when it grants no lease: the entry is
@@ -147,31 +163,11 @@ func (c *Client) FastCacheGet(dst, key []byte, leaseMs int64) ([]byte, FastResul
 		return dst, r
 	}
 	start := c.fastStart()
-	var h store.Handle
-	c.n.store.Open(&h, key, nil)
-	now := c.n.store.Now()
-	meta, hasMeta := h.Cache()
-	leased := hasMeta && meta.LeaseToken != 0 && now < meta.LeaseUntil
-	var state CacheState
-	switch {
-	case !h.Exists() && leased:
-		state = CacheWait
-	case !h.Exists() || h.Kind() != store.KindString:
-		h.Close()
-		return dst, FastResult{Status: FastSlow} // a lease to grant, or WRONGTYPE
-	case !hasMeta || now < meta.FreshUntil:
-		state = CacheFresh
-	case leased:
-		state = CacheStale
-	default:
-		h.Close()
-		return dst, FastResult{Status: FastSlow} // revalidate: a lease to grant
+	dst, state, slow := c.fastCacheValue(dst, key)
+	if slow {
+		return dst, FastResult{Status: FastSlow}
 	}
 	found := state != CacheWait
-	if found {
-		dst = append(dst, h.Value()...)
-	}
-	h.Close()
 	if found {
 		c.n.stats.hits.Add(c.id, 1)
 	} else {
@@ -179,6 +175,35 @@ func (c *Client) FastCacheGet(dst, key []byte, leaseMs int64) ([]byte, FastResul
 	}
 	c.fastDone(cacheGet, start)
 	return dst, FastResult{Found: found, State: state}
+}
+
+// fastCacheValue is CACHE.GET's work in the store when it grants no lease:
+// it returns the state and appends the value, for fresh and stale, to dst.
+// slow: a lease to grant or another type, and nothing was done.
+func (c *Client) fastCacheValue(dst, key []byte) (_ []byte, state CacheState, slow bool) {
+	var h store.Handle
+	c.n.store.Open(&h, key, nil)
+	now := h.Now() // the time Open's expiry check used
+	meta, hasMeta := h.Cache()
+	leased := hasMeta && meta.LeaseToken != 0 && now < meta.LeaseUntil
+	switch {
+	case !h.Exists() && leased:
+		h.Close()
+		return dst, CacheWait, false
+	case !h.Exists() || h.Kind() != store.KindString:
+		h.Close()
+		return dst, "", true // a lease to grant, or WRONGTYPE
+	case !hasMeta || now < meta.FreshUntil:
+		state = CacheFresh
+	case leased:
+		state = CacheStale
+	default:
+		h.Close()
+		return dst, "", true // revalidate: a lease to grant
+	}
+	dst = append(dst, h.Value()...)
+	h.Close()
+	return dst, state, false
 }
 
 // fastEnter applies what Exec checks before it runs a command on key, and

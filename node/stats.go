@@ -109,6 +109,18 @@ func (s *stats) record(cmd *Command, d time.Duration, timed, failed bool) {
 	}
 }
 
+// recordBatch accounts for calls of cmd that ran in one batch (FastBatch);
+// took is their share of the batch's time and each the batch's time per
+// operation, when timed.
+func (s *stats) recordBatch(cmd *Command, calls int64, took, each time.Duration, timed bool) {
+	cs := s.perCmd[cmd.id]
+	cs.calls.Add(calls)
+	if timed {
+		cs.usec.Add(took.Microseconds() * timingSample)
+		cs.latency.Observe(each.Seconds())
+	}
+}
+
 // commands is the number of commands processed, the sum of the per-command
 // counts (one shared counter more on every command would cost contention).
 func (s *stats) commands() int64 {
