@@ -21,10 +21,13 @@ import (
 // or encoded as RESP.
 //
 // GET and CACHE.GET, the hot reads, go through the node's fast path first
-// (node.Client.FastGet, FastCacheGet): the same checks without the command
-// table's per-command machinery, about a third of a batch's server time.
-// What the fast path declines (errors, forwarding, leases to grant) runs
-// through Exec as above.
+// (node.FastBatch, the batch form of node.Client.FastGet and FastCacheGet):
+// the same checks without the command table's per-command machinery, and
+// what does not depend on the key (the client's state and permissions, the
+// shared counters, the timing sample) paid once per run of reads rather
+// than per operation. What the fast path declines (errors, forwarding,
+// leases to grant) runs through Exec as above, after the batch has been
+// accounted for (FastBatch.End), since Exec may change what it checked.
 //
 // Cluster routing: a connection that asked for the slot table (a Slots
 // operation) is cluster-aware, and an operation on a key another node owns
@@ -73,9 +76,10 @@ type runner struct {
 	n        *node.Node
 	sess     *node.Client // nil for a connection refused before it had one
 
-	val    []byte // scratch: a value read by the fast path
-	msg    []byte // scratch: a MOVED error
-	slots  bool   // the request being run asked for the slot table
+	reads  node.FastBatch // the request's fast-path reads
+	val    []byte         // scratch: a value read by the fast path
+	msg    []byte         // scratch: a MOVED error
+	slots  bool           // the request being run asked for the slot table
 	owners []string
 	ranges []slotRange
 
@@ -129,10 +133,12 @@ func (r *runner) handle(out, msg []byte) (_ []byte, fatal bool) {
 	r.offs, r.empty, r.slots = r.offs[:0], 0, false
 	r.vtGet, r.vtCache = 0, 0
 	var op schema.Op
+	r.sess.BeginFast(&r.reads)
 	for i := range ops {
 		req.Ops(&op, i)
 		r.offs = append(r.offs, r.run(&op))
 	}
+	r.reads.End()
 	schema.ResponseStartResultsVector(b, ops)
 	for i := len(r.offs) - 1; i >= 0; i-- {
 		b.PrependUOffsetT(r.offs[i])
@@ -188,7 +194,7 @@ func (r *runner) run(op *schema.Op) flatbuffers.UOffsetT {
 	case schema.OpKindGet:
 		key := nonNil(op.KeyBytes())
 		var fr node.FastResult
-		r.val, fr = r.sess.FastGet(r.val[:0], key)
+		r.val, fr = r.reads.Get(r.val[:0], key)
 		if res, done := r.fast(kind, fr); done {
 			return res
 		}
@@ -197,7 +203,7 @@ func (r *runner) run(op *schema.Op) flatbuffers.UOffsetT {
 		key := nonNil(op.KeyBytes())
 		lease := op.LeaseMs()
 		var fr node.FastResult
-		r.val, fr = r.sess.FastCacheGet(r.val[:0], key, lease)
+		r.val, fr = r.reads.CacheGet(r.val[:0], key, lease)
 		if res, done := r.fast(kind, fr); done {
 			return res
 		}
@@ -234,6 +240,7 @@ func (r *runner) run(op *schema.Op) flatbuffers.UOffsetT {
 		args = append(args, nonNil(op.ValueBytes()))
 	case schema.OpKindSlots:
 		r.reply = reply{b: r.b, maxFrame: r.maxFrame}
+		r.reads.End()
 		r.sess.Exec(&r.reply, append(args, cmdCluster, argSlots))
 		if r.reply.err != 0 {
 			return r.result(kind)
@@ -244,6 +251,8 @@ func (r *runner) run(op *schema.Op) flatbuffers.UOffsetT {
 		return r.fail(errUnknownOp + strconv.Itoa(int(kind)))
 	}
 	r.reply = reply{b: r.b, maxFrame: r.maxFrame}
+	// Exec may change what the fast path's batch checked once (AUTH).
+	r.reads.End()
 	// A key whose owner could not be redirected to (fast) is forwarded.
 	r.sess.ExecForward(&r.reply, args)
 	return r.result(kind)
