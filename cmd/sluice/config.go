@@ -24,6 +24,7 @@ type options struct {
 	bind            string
 	port            int
 	fbPort          int // 0: no FlatBuffers listener
+	eventLoops      int // 0: resp's default
 	adminPort       int // 0: no admin listener
 	nodeName        string
 	maxMemory       int64
@@ -99,6 +100,8 @@ var optionTable = []option{
 		}},
 	{"requirepass", "", "password clients must send with AUTH; empty means no password",
 		func(o *options, v string) error { o.requirePass = v; return nil }},
+	{"event-loops", "0", "event loops serving plaintext RESP clients (on Linux); 0: one per core but one, and at least one",
+		func(o *options, v string) (err error) { o.eventLoops, err = parseInt(v, 0, 1024); return }},
 	{"maxclients", "10000", "most client connections served at once",
 		func(o *options, v string) (err error) { o.maxClients, err = parseInt(v, 1, 1<<30); return }},
 	{"timeout", "0", "close a client connection after this many idle seconds; 0 means never",

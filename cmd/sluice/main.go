@@ -128,7 +128,7 @@ func serve(o options, log *slog.Logger, stop <-chan os.Signal) error {
 	if err != nil {
 		return err
 	}
-	srv, err := resp.New(n, resp.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.port)), Logger: log, DisableProtectedMode: !o.protectedMode})
+	srv, err := resp.New(n, resp.Config{Addr: net.JoinHostPort(o.bind, strconv.Itoa(o.port)), Logger: log, DisableProtectedMode: !o.protectedMode, EventLoops: o.eventLoops})
 	if err != nil {
 		return err
 	}

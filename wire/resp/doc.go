@@ -4,9 +4,9 @@
 //	srv, err := resp.New(n, resp.Config{Addr: "127.0.0.1:6379"})
 //	n.Attach(srv) // n.Start serves it, n.Close drains it
 //
-// On Linux, plaintext connections are served by a few event loops (one per
-// P), as Redis serves its clients: each waits on many sockets with epoll,
-// reads what a ready client sent, runs its requests and writes the replies,
+// On Linux, plaintext connections are served by a few event loops
+// (Config.EventLoops; by default one per P but one), as Redis serves its
+// clients: each waits on many sockets with epoll, reads what a ready client sent, runs its requests and writes the replies,
 // then goes on to the next, so that an unpipelined request costs one read
 // and one write and no goroutine switch. TLS connections, and connections
 // that must wait (a client reading its replies too slowly, the end of a

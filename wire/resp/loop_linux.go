@@ -5,7 +5,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -38,7 +37,7 @@ import (
 // not woken for it too. Reads and writes then use the descriptor directly
 // (fdConn).
 
-// loopCount is how many event loops a server runs; zero for one per P.
+// loopCount, when set by a test, overrides the server's number of loops.
 var loopCount = 0
 
 // loops are a server's event loops, started with the first connection.
@@ -48,16 +47,22 @@ type loops struct {
 	next atomic.Uint32
 	stop chan struct{} // closed to stop watch
 	wg   sync.WaitGroup
+
+	// The watchdog sleeps while no turn runs (asleep set), so that an idle
+	// server does not wake every millisecond; a loop starting a turn
+	// wakes it (see turnStarted).
+	asleep atomic.Bool
+	wake   chan struct{} // buffered: a wake-up never blocks a loop
 }
 
-func newLoops() *loops { return &loops{} }
+func newLoops() *loops { return &loops{wake: make(chan struct{}, 1)} }
 
 // pick returns the loop for a new connection, nil when there is none.
 func (ls *loops) pick(s *Server) *loop {
 	ls.once.Do(func() {
 		n := loopCount
 		if n <= 0 {
-			n = runtime.GOMAXPROCS(0)
+			n = s.nloops
 		}
 		for range n {
 			l, err := newLoop(s)
@@ -298,6 +303,23 @@ func (ls *loops) watch(stop <-chan struct{}) {
 			return
 		case <-t.C:
 		}
+		if !ls.turning() {
+			// Sleep until a turn starts. asleep is published before
+			// turning is checked again, and a loop stores turnAt before
+			// it reads asleep, so one of the two sees the other.
+			t.Stop()
+			ls.asleep.Store(true)
+			if !ls.turning() {
+				select {
+				case <-stop:
+					return
+				case <-ls.wake:
+				}
+			}
+			ls.asleep.Store(false)
+			t.Reset(watchEvery)
+			continue
+		}
 		now := time.Now().UnixNano()
 		for _, l := range ls.all {
 			at := l.turnAt.Load()
@@ -313,6 +335,27 @@ func (ls *loops) watch(stop <-chan struct{}) {
 				ls.wg.Go(func() { l.run(gen) })
 			}
 			l.own.Unlock()
+		}
+	}
+}
+
+// turning reports whether a turn runs on any loop.
+func (ls *loops) turning() bool {
+	for _, l := range ls.all {
+		if l.turnAt.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// turnStarted wakes the watchdog if it sleeps; a loop calls it once it
+// has stored turnAt.
+func (ls *loops) turnStarted() {
+	if ls.asleep.Load() && ls.asleep.CompareAndSwap(true, false) {
+		select {
+		case ls.wake <- struct{}{}:
+		default:
 		}
 	}
 }
@@ -420,6 +463,7 @@ func (l *loop) serve(c *conn, readable bool, gen uint64) bool {
 	lim := effective(c.s.node.Limits())
 	l.cur = c
 	l.turnAt.Store(time.Now().UnixNano())
+	l.s.loops.turnStarted()
 	l.own.Unlock()
 	if turnHook != nil {
 		turnHook(c)

@@ -1,7 +1,11 @@
 package resp
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"net"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -71,6 +75,13 @@ func TestEventLoopStuckTurn(t *testing.T) {
 	a.do("PING")
 	b.do("PING")
 	sa := connOf(t, s, a)
+	// With no turn running the watchdog sleeps (an idle server does not
+	// wake every millisecond); the stuck turn below must wake it.
+	for deadline := time.Now().Add(5 * time.Second); !s.loops.asleep.Load(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the watchdog still ticks while no turn runs")
+		}
+	}
 	slow.Store(sa)
 	start := time.Now()
 	io.WriteString(a.nc, "PING\r\n")
@@ -101,5 +112,49 @@ func TestEventLoopStuckTurn(t *testing.T) {
 	sa.mu.Unlock()
 	if lp == nil {
 		t.Fatal("the stuck client left the event loop")
+	}
+}
+
+// TestEventLoopCount: Config.EventLoops sets how many loops serve the
+// plaintext connections, which are spread over all of them; by default a
+// server leaves one P to the rest of the process.
+func TestEventLoopCount(t *testing.T) {
+	for _, tc := range []struct{ procs, want int }{{1, 1}, {2, 1}, {8, 7}} {
+		old := runtime.GOMAXPROCS(tc.procs)
+		got := DefaultEventLoops()
+		runtime.GOMAXPROCS(old)
+		if got != tc.want {
+			t.Errorf("GOMAXPROCS %d: DefaultEventLoops %d, want %d", tc.procs, got, tc.want)
+		}
+	}
+
+	n, err := node.New(node.Config{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(n, Config{Listener: ln, Logger: slog.New(slog.DiscardHandler), EventLoops: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Attach(s)
+	n.Start()
+	t.Cleanup(func() { n.Close(context.Background()) })
+	seen := map[*loop]bool{}
+	for range 6 {
+		c := dial(t, s)
+		if got := c.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("PING: %q", got)
+		}
+		sc := connOf(t, s, c)
+		sc.mu.Lock()
+		seen[sc.lp] = true
+		sc.mu.Unlock()
+	}
+	if len(s.loops.all) != 3 || len(seen) != 3 {
+		t.Fatalf("%d loops, %d of them serving 6 connections; want 3 and 3", len(s.loops.all), len(seen))
 	}
 }
