@@ -8,7 +8,9 @@ import (
 
 // A record is the bytes of one entry, kept in its shard's arena:
 //
-//	[0:4)   key length (uint32, little endian)
+//	[0:4)   key length (uint32, little endian); the top bit (recCacheBit) is
+//	        set when cache metadata follows, so that the index can find the
+//	        key from the record alone (see shard.lookup)
 //	[4:8)   value length (uint32)
 //	[8:32)  cache metadata, only when the entry has flagCache:
 //	        fresh-until (int64), lease token (uint64), lease-until (int64)
@@ -218,7 +220,30 @@ func (a *arena) release(class uint8, loc uint32) {
 // Record field access. off is where the key starts (after the header and the
 // optional cache metadata).
 
-func recKeyLen(rec []byte) int { return int(binary.LittleEndian.Uint32(rec[0:4])) }
+// recCacheBit marks, in a record's key-length word, that the record carries
+// cache metadata (keys are at most MaxKeyLen, far below it).
+const recCacheBit = 1 << 31
+
+func recKeyLen(rec []byte) int { return int(binary.LittleEndian.Uint32(rec[0:4]) &^ recCacheBit) }
+
+// recKey returns a record's key, reading the layout from the record itself.
+func recKey(rec []byte) []byte {
+	w := binary.LittleEndian.Uint32(rec[0:4])
+	off := hdrSize
+	if w&recCacheBit != 0 {
+		off += cacheSize
+	}
+	return rec[off : off+int(w&^recCacheBit)]
+}
+
+// markCache sets or clears the record's cache bit.
+func markCache(rec []byte, on bool) {
+	w := binary.LittleEndian.Uint32(rec[0:4]) &^ recCacheBit
+	if on {
+		w |= recCacheBit
+	}
+	binary.LittleEndian.PutUint32(rec[0:4], w)
+}
 func recValLen(rec []byte) int { return int(binary.LittleEndian.Uint32(rec[4:8])) }
 func setValLen(rec []byte, n int) {
 	binary.LittleEndian.PutUint32(rec[4:8], uint32(n))
@@ -250,12 +275,14 @@ func recordSize(klen, vlen int, cache bool) int {
 // writeHeader fills in a new record's header, cache metadata (when c is
 // not nil) and key, for a value of vlen bytes that the caller copies in.
 func writeHeader(rec, key []byte, vlen int, c *Cache) {
-	binary.LittleEndian.PutUint32(rec[0:4], uint32(len(key)))
-	binary.LittleEndian.PutUint32(rec[4:8], uint32(vlen))
+	klen := uint32(len(key))
 	off := hdrSize
 	if c != nil {
 		putCache(rec, c)
 		off += cacheSize
+		klen |= recCacheBit
 	}
+	binary.LittleEndian.PutUint32(rec[0:4], klen)
+	binary.LittleEndian.PutUint32(rec[4:8], uint32(vlen))
 	copy(rec[off:], key)
 }

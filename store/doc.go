@@ -17,9 +17,9 @@
 // which holds pointers, so the garbage collector marks a few large objects per
 // shard instead of an object per key:
 //
-//   - the index: an open-addressing table of 8-byte slots (hash tag, entry
-//     index), linear probing, backward-shift deletion (see shard);
-//   - the entries: 32-byte structs in pages of 512, with expiry, version,
+//   - the index: an open-addressing table of 16-byte slots (hash tag, entry
+//     index, the record's place), linear probing, backward-shift deletion (see shard);
+//   - the entries: 32-byte structs in pages of 2048, with expiry, version,
 //     kind, cluster slot, LRU clock, LFU counter and the record's location;
 //     an entry's index never changes while it lives, which the Scan cursor
 //     uses (see entry);

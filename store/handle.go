@@ -235,6 +235,7 @@ func (h *Handle) put(n int, c *Cache) ([]byte, slotRef, error) {
 		}
 		prev = slotRef{e.class, e.loc, true}
 		e.class, e.loc = class, sh.arena.alloc(class, size)
+		sh.moved(uint32(h.hash), h.idx, class, e.loc)
 	}
 	rec := sh.rec(e)
 	writeHeader(rec, h.key, n, c)
@@ -277,7 +278,7 @@ func (h *Handle) create(class uint8, size int) *entry {
 		flags: e.flags & flagVolList,
 		pins:  1,
 	}
-	sh.link(uint32(h.hash), idx)
+	sh.link(uint32(h.hash), idx, class, e.loc)
 	h.idx = idx
 	return e
 }
@@ -385,6 +386,7 @@ func (h *Handle) addCache(e *entry, c *Cache) error {
 		copy(rec[hdrSize+cacheSize+klen:], rec[hdrSize+klen:hdrSize+klen+vlen])
 		copy(rec[hdrSize+cacheSize:], h.key)
 		putCache(rec, c)
+		markCache(rec, true)
 		e.flags |= flagCache
 		return nil
 	}
@@ -395,6 +397,7 @@ func (h *Handle) addCache(e *entry, c *Cache) error {
 	copy(nrec[hdrSize+cacheSize+klen:], nrec[hdrSize+klen:hdrSize+klen+vlen])
 	copy(nrec[hdrSize+cacheSize:], h.key)
 	putCache(nrec, c)
+	markCache(nrec, true)
 	e.flags |= flagCache
 	sh.arena.release(old.class, old.loc)
 	return nil
@@ -417,6 +420,7 @@ func (h *Handle) relocate(e *entry, size int) ([]byte, slotRef, error) {
 	used := keyOff(e) + recKeyLen(orec) + recValLen(orec)
 	prev := slotRef{e.class, e.loc, true}
 	e.class, e.loc = class, sh.arena.alloc(class, size)
+	sh.moved(uint32(h.hash), h.idx, class, e.loc)
 	rec := sh.rec(e)
 	copy(rec, orec[:used])
 	return rec, prev, nil

@@ -33,9 +33,9 @@ const (
 )
 
 // entryCost is what an entry costs beyond its record slot: the entry itself
-// plus its share of the index table (8-byte slots, 53% to 80% full, so 12
+// plus its share of the index table (16-byte slots, 53% to 80% full, so 24
 // bytes on average). It is charged to the memory accounting with each entry.
-const entryCost = int64(unsafe.Sizeof(entry{})) + 12
+const entryCost = int64(unsafe.Sizeof(entry{})) + 24
 
 // Entries live in pages of pageSize so that growing a big shard never copies
 // it; the first page grows by doubling up to pageSize so that a small shard
@@ -48,18 +48,18 @@ const (
 
 // shard is one lock's worth of the key space.
 //
-// The index is an open-addressing table with linear probing: each 8-byte slot
-// holds the low 32 bits of the key's hash (the tag) and the entry index + 1;
-// 0 is an empty slot. A lookup compares tags first and reads a record only on
-// a tag match. The home slot is the tag scaled to the table size (Lemire's
+// The index is an open-addressing table with linear probing: each 16-byte
+// slot holds the low 32 bits of the key's hash (the tag), the entry index + 1
+// (0 for an empty slot) and where the record is (see islot). A lookup
+// compares tags first and reads a record only on a tag match. The home slot is the tag scaled to the table size (Lemire's
 // multiply-shift), so the table may have any size: it grows by half when 80%
 // full and halves when under 20% full. Deletion shifts the following cluster
 // back (no tombstones), so probe lengths never degrade.
 type shard struct {
 	mu sync.Mutex
 
-	table []uint64 // tag<<32 | index+1; 0 = empty
-	used  int      // occupied table slots: live entries, placeholders included
+	table []islot // the index; see islot
+	used  int     // occupied table slots: live entries, placeholders included
 
 	pages    [][]entry // entry i is pages[i>>pageShift][i&(pageSize-1)]
 	nEntries uint32    // entry indexes handed out (high-water mark)
@@ -164,11 +164,7 @@ func keyOff(e *entry) int {
 }
 
 // key returns the key of entry idx.
-func (sh *shard) key(e *entry) []byte {
-	rec := sh.rec(e)
-	off := keyOff(e)
-	return rec[off : off+recKeyLen(rec)]
-}
+func (sh *shard) key(e *entry) []byte { return recKey(sh.rec(e)) }
 
 func (sh *shard) rand() uint64 {
 	x := sh.rng
@@ -187,6 +183,19 @@ func (sh *shard) randn(n int) int {
 // home is the slot a tag hashes to in a table of n slots.
 func home(tag uint32, n int) int { return int((uint64(tag) * uint64(n)) >> 32) }
 
+// islot is a slot of the index: key holds the tag (the low 32 bits of the
+// key's hash) and the entry's index + 1, 0 for an empty slot; at holds
+// where the entry's record is (class<<32 | loc). With the record's place in
+// the slot, a lookup reads the slot and then the record and the entry at
+// once, instead of the entry and only then the record: on a big store each
+// of them is a cache miss, and two in a row cost less than three.
+type islot struct {
+	key uint64
+	at  uint64
+}
+
+func slotAt(class uint8, loc uint32) uint64 { return uint64(class)<<32 | uint64(loc) }
+
 // lookup returns the index of key's entry, or noIdx.
 func (sh *shard) lookup(key []byte, tag uint32) uint32 {
 	t := sh.table
@@ -195,13 +204,13 @@ func (sh *shard) lookup(key []byte, tag uint32) uint32 {
 		return noIdx
 	}
 	for i := home(tag, n); ; {
-		v := t[i]
-		if v == 0 {
+		v := &t[i]
+		if v.key == 0 {
 			return noIdx
 		}
-		if uint32(v>>32) == tag {
-			idx := uint32(v) - 1
-			if bytes.Equal(sh.key(sh.entry(idx)), key) {
+		if uint32(v.key>>32) == tag {
+			idx := uint32(v.key) - 1
+			if bytes.Equal(recKey(sh.arena.rec(uint8(v.at>>32), uint32(v.at))), key) {
 				return idx
 			}
 		}
@@ -211,19 +220,33 @@ func (sh *shard) lookup(key []byte, tag uint32) uint32 {
 	}
 }
 
-// link adds entry idx with tag to the table.
-func (sh *shard) link(tag uint32, idx uint32) {
+// link adds entry idx with tag, whose record is class and loc, to the table.
+func (sh *shard) link(tag uint32, idx uint32, class uint8, loc uint32) {
 	if (sh.used+1)*5 > len(sh.table)*4 {
 		sh.resize(max(8, (len(sh.table)*3/2+7)&^7))
 	}
-	place(sh.table, uint64(tag)<<32|uint64(idx+1))
+	place(sh.table, islot{uint64(tag)<<32 | uint64(idx+1), slotAt(class, loc)})
 	sh.used++
 }
 
-func place(t []uint64, v uint64) {
+// moved records in the table that entry idx's record is now class and loc.
+func (sh *shard) moved(tag uint32, idx uint32, class uint8, loc uint32) {
+	t := sh.table
 	n := len(t)
-	i := home(uint32(v>>32), n)
-	for t[i] != 0 {
+	want := uint64(tag)<<32 | uint64(idx+1)
+	i := home(tag, n)
+	for t[i].key != want {
+		if i++; i == n {
+			i = 0
+		}
+	}
+	t[i].at = slotAt(class, loc)
+}
+
+func place(t []islot, v islot) {
+	n := len(t)
+	i := home(uint32(v.key>>32), n)
+	for t[i].key != 0 {
 		if i++; i == n {
 			i = 0
 		}
@@ -238,7 +261,7 @@ func (sh *shard) unlink(tag uint32, idx uint32) {
 	n := len(t)
 	want := uint64(tag)<<32 | uint64(idx+1)
 	i := home(tag, n)
-	for t[i] != want {
+	for t[i].key != want {
 		if i++; i == n {
 			i = 0
 		}
@@ -248,10 +271,10 @@ func (sh *shard) unlink(tag uint32, idx uint32) {
 			j = 0
 		}
 		v := t[j]
-		if v == 0 {
+		if v.key == 0 {
 			break
 		}
-		k := home(uint32(v>>32), n)
+		k := home(uint32(v.key>>32), n)
 		// v stays where it is if its home lies cyclically in (i, j].
 		if (i <= j && i < k && k <= j) || (i > j && (i < k || k <= j)) {
 			continue
@@ -259,7 +282,7 @@ func (sh *shard) unlink(tag uint32, idx uint32) {
 		t[i] = v
 		i = j
 	}
-	t[i] = 0
+	t[i] = islot{}
 	sh.used--
 	if n > 8 && sh.used*5 < n {
 		sh.resize(max(8, (n/2+7)&^7))
@@ -267,9 +290,9 @@ func (sh *shard) unlink(tag uint32, idx uint32) {
 }
 
 func (sh *shard) resize(n int) {
-	t := allocBlock[uint64](n, &sh.offHeap)
+	t := allocBlock[islot](n, &sh.offHeap)
 	for _, v := range sh.table {
-		if v != 0 {
+		if v.key != 0 {
 			place(t, v)
 		}
 	}
