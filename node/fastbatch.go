@@ -39,6 +39,9 @@ type FastBatch struct {
 	open bool // the client-level checks are done; counting
 	slow bool // the client's state declines every operation until End
 
+	get      *Command // GET and CACHE.GET (fastCommands)
+	cacheGet *Command
+
 	user    *aclUser
 	allKeys bool // the user has every key: no per-key ACL check
 	getOK   bool // the client may run GET (command permission, OOM)
@@ -65,15 +68,15 @@ func (c *Client) BeginFast(b *FastBatch) {
 func (b *FastBatch) begin() {
 	c := b.c
 	b.open = true
+	b.get, b.cacheGet = fastCommands()
 	if !c.authed || c.multi != nil || c.replyOff || c.skipNext || c.track.on || c.locks != nil {
 		b.slow = true
 		return
 	}
-	get, cacheGet := fastCommands()
 	u := c.user.Load().user()
 	b.user, b.allKeys = u, u.allKeys
-	b.getOK = c.fastAllowed(u, get)
-	b.cacheOK = c.fastAllowed(u, cacheGet)
+	b.getOK = c.fastAllowed(u, b.get)
+	b.cacheOK = c.fastAllowed(u, b.cacheGet)
 	if !b.getOK && !b.cacheOK {
 		b.slow = true
 		return
@@ -99,12 +102,16 @@ func (c *Client) fastAllowed(u *aclUser, cmd *Command) bool {
 }
 
 // enter applies the per-key checks of fastEnter, and reports whether the
-// batch may run cmd (GET, or CACHE.GET when cache) on key here.
-func (b *FastBatch) enter(cmd *Command, cache bool, key []byte) (FastResult, bool) {
+// batch may run GET (CACHE.GET when cache) on key here.
+func (b *FastBatch) enter(cache bool, key []byte) (FastResult, bool) {
 	if !b.open {
 		b.begin()
 	}
-	if b.slow || !(cache && b.cacheOK || !cache && b.getOK) {
+	cmd, ok := b.get, b.getOK
+	if cache {
+		cmd, ok = b.cacheGet, b.cacheOK
+	}
+	if b.slow || !ok {
 		return FastResult{Status: FastSlow}, false
 	}
 	if !b.allKeys {
@@ -132,8 +139,7 @@ func (b *FastBatch) enter(cmd *Command, cache bool, key []byte) (FastResult, boo
 
 // Get runs GET key as FastGet does, counting it in the batch.
 func (b *FastBatch) Get(dst, key []byte) ([]byte, FastResult) {
-	get, _ := fastCommands()
-	if r, ok := b.enter(get, false, key); !ok {
+	if r, ok := b.enter(false, key); !ok {
 		return dst, r
 	}
 	dst, found, slow := b.c.fastGetValue(dst, key)
@@ -146,18 +152,17 @@ func (b *FastBatch) Get(dst, key []byte) ([]byte, FastResult) {
 		b.misses++
 	}
 	b.gets++
-	b.last = get
+	b.last = b.get
 	return dst, FastResult{Found: found}
 }
 
 // CacheGet runs CACHE.GET key as FastCacheGet does, counting it in the
 // batch.
 func (b *FastBatch) CacheGet(dst, key []byte, leaseMs int64) ([]byte, FastResult) {
-	_, cacheGet := fastCommands()
 	if leaseMs < 0 {
 		return dst, FastResult{Status: FastSlow}
 	}
-	if r, ok := b.enter(cacheGet, true, key); !ok {
+	if r, ok := b.enter(true, key); !ok {
 		return dst, r
 	}
 	dst, state, slow := b.c.fastCacheValue(dst, key)
@@ -170,7 +175,7 @@ func (b *FastBatch) CacheGet(dst, key []byte, leaseMs int64) ([]byte, FastResult
 		b.hits++
 	}
 	b.cacheGets++
-	b.last = cacheGet
+	b.last = b.cacheGet
 	return dst, FastResult{Found: state != CacheWait, State: state}
 }
 
@@ -196,12 +201,11 @@ func (b *FastBatch) End() {
 	if b.timed {
 		took = time.Since(b.start)
 	}
-	get, cacheGet := fastCommands()
 	if b.gets > 0 {
-		s.recordBatch(get, b.gets, took*time.Duration(b.gets)/time.Duration(n), took/time.Duration(n), b.timed)
+		s.recordBatch(b.get, b.gets, took*time.Duration(b.gets)/time.Duration(n), took/time.Duration(n), b.timed)
 	}
 	if b.cacheGets > 0 {
-		s.recordBatch(cacheGet, b.cacheGets, took*time.Duration(b.cacheGets)/time.Duration(n), took/time.Duration(n), b.timed)
+		s.recordBatch(b.cacheGet, b.cacheGets, took*time.Duration(b.cacheGets)/time.Duration(n), took/time.Duration(n), b.timed)
 	}
 	if b.hits > 0 {
 		s.hits.Add(c.id, b.hits)
