@@ -95,6 +95,33 @@ func BenchmarkServerBatch(b *testing.B) {
 	}
 }
 
+// BenchmarkServerBatchParallel is BenchmarkServerBatch's 64 GETs run by a
+// session per goroutine on every core, where the per-operation accounting
+// the node shares between cores (the command's call count, its latency
+// histogram) costs the most.
+func BenchmarkServerBatchParallel(b *testing.B) {
+	n, keys := benchNode(b)
+	var batch Batch
+	for _, k := range keys {
+		batch.Get(k)
+	}
+	msg := batch.encode(1)[4:]
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		sess, err := n.Connect(nil, "bench", "bench")
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		var r runner
+		r.init(&Server{node: n, maxFrame: DefaultMaxFrame}, sess)
+		out := make([]byte, 0, 64<<10)
+		for pb.Next() {
+			out, _ = r.handle(out[:0], msg)
+		}
+	})
+}
+
 // BenchmarkClientRead reads the 64 values out of a received response frame
 // through Result.Value: the client's read path, which must not allocate.
 func BenchmarkClientRead(b *testing.B) {
