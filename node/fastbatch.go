@@ -24,11 +24,13 @@ import (
 // while a batch runs applies from the client's next batch (or command), as
 // if the change had come just after the request.
 //
-// One batch in timingSample is timed, start to End; its time is shared
-// among the operations it ran (the latency histograms observe their mean).
+// One batch in timingSample is timed, from its first operation to End, so
+// the caller's work on the results in between counts, as a reply's writing
+// counts in a command's time; that time is shared among the operations the
+// batch ran (the latency histograms observe their mean, once per batch).
 //
-// Call Begin, then Get and CacheGet for each operation, and End before the
-// client runs anything else (Exec, which may change what the batch
+// Call Client.BeginFast, then Get and CacheGet for each operation, and End
+// before the client runs anything else (Exec, which may change what the batch
 // checked once: AUTH, MULTI, CLIENT REPLY) and when the request is done.
 // After End the batch may go on: its next operation starts a new one. A
 // FastBatch is used by the client's goroutine only; reusing one allocates
