@@ -52,6 +52,7 @@ type FastBatch struct {
 
 	timed bool
 	start time.Time
+	now   int64 // the store's time for the batch's keys (Store.Now)
 
 	gets, cacheGets int64 // operations run
 	hits, misses    int64
@@ -84,6 +85,9 @@ func (b *FastBatch) begin() {
 		return
 	}
 	b.follows = c.followsRedirects()
+	// One reading of the store's clock for the batch: the batch's keys
+	// expire, and its cache entries turn stale, as of its start.
+	b.now = c.n.store.Now()
 	c.lastActive.Store(c.n.coarseMs.Load())
 	c.ncmd++
 	if b.timed = c.ncmd%timingSample == 0; b.timed {
@@ -144,7 +148,7 @@ func (b *FastBatch) Get(dst, key []byte) ([]byte, FastResult) {
 	if r, ok := b.enter(false, key); !ok {
 		return dst, r
 	}
-	dst, found, slow := b.c.fastGetValue(dst, key)
+	dst, found, slow := b.c.fastGetValue(dst, key, b.now)
 	switch {
 	case slow:
 		return dst, FastResult{Status: FastSlow}
@@ -167,7 +171,7 @@ func (b *FastBatch) CacheGet(dst, key []byte, leaseMs int64) ([]byte, FastResult
 	if r, ok := b.enter(true, key); !ok {
 		return dst, r
 	}
-	dst, state, slow := b.c.fastCacheValue(dst, key)
+	dst, state, slow := b.c.fastCacheValue(dst, key, b.now)
 	switch {
 	case slow:
 		return dst, FastResult{Status: FastSlow}

@@ -117,7 +117,7 @@ func (c *Client) FastGet(dst, key []byte) ([]byte, FastResult) {
 		return dst, r
 	}
 	start := c.fastStart()
-	dst, found, slow := c.fastGetValue(dst, key)
+	dst, found, slow := c.fastGetValue(dst, key, c.n.store.Now())
 	switch {
 	case slow:
 		return dst, FastResult{Status: FastSlow} // Exec answers WRONGTYPE
@@ -130,11 +130,12 @@ func (c *Client) FastGet(dst, key []byte) ([]byte, FastResult) {
 	return dst, FastResult{Found: found}
 }
 
-// fastGetValue is GET's work in the store: it appends key's value, if it
-// exists, to dst. slow: the key holds another type, and nothing was done.
-func (c *Client) fastGetValue(dst, key []byte) (_ []byte, found, slow bool) {
+// fastGetValue is GET's work in the store at the time now (Store.Now): it
+// appends key's value, if it exists, to dst. slow: the key holds another
+// type, and nothing was done.
+func (c *Client) fastGetValue(dst, key []byte, now int64) (_ []byte, found, slow bool) {
 	var h store.Handle
-	c.n.store.Open(&h, key, nil)
+	c.n.store.OpenAt(&h, key, nil, now)
 	switch {
 	case !h.Exists():
 		h.Close()
@@ -163,7 +164,7 @@ func (c *Client) FastCacheGet(dst, key []byte, leaseMs int64) ([]byte, FastResul
 		return dst, r
 	}
 	start := c.fastStart()
-	dst, state, slow := c.fastCacheValue(dst, key)
+	dst, state, slow := c.fastCacheValue(dst, key, c.n.store.Now())
 	if slow {
 		return dst, FastResult{Status: FastSlow}
 	}
@@ -179,11 +180,11 @@ func (c *Client) FastCacheGet(dst, key []byte, leaseMs int64) ([]byte, FastResul
 
 // fastCacheValue is CACHE.GET's work in the store when it grants no lease:
 // it returns the state and appends the value, for fresh and stale, to dst.
-// slow: a lease to grant or another type, and nothing was done.
-func (c *Client) fastCacheValue(dst, key []byte) (_ []byte, state CacheState, slow bool) {
+// slow: a lease to grant or another type, and nothing was done. now is the
+// time of the store (Store.Now) to decide at.
+func (c *Client) fastCacheValue(dst, key []byte, now int64) (_ []byte, state CacheState, slow bool) {
 	var h store.Handle
-	c.n.store.Open(&h, key, nil)
-	now := h.Now() // the time Open's expiry check used
+	c.n.store.OpenAt(&h, key, nil, now)
 	meta, hasMeta := h.Cache()
 	leased := hasMeta && meta.LeaseToken != 0 && now < meta.LeaseUntil
 	switch {

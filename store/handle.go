@@ -39,6 +39,17 @@ type Handle struct {
 // keeps key until Close, so key escapes to the heap: Open allocates nothing
 // when key already lives there (a parsed command argument does).
 func (s *Store) Open(h *Handle, key []byte, locks *Locks) {
+	s.open(h, key, locks, 0, false)
+}
+
+// OpenAt is Open at the time now (Unix ms, as Store.Now returns), for a
+// caller running a batch of operations that share one reading of the
+// clock. now should be recent: keys whose expiry falls after it are served.
+func (s *Store) OpenAt(h *Handle, key []byte, locks *Locks, now int64) {
+	s.open(h, key, locks, now, true)
+}
+
+func (s *Store) open(h *Handle, key []byte, locks *Locks, now int64, given bool) {
 	hash := xxhash.Sum64(key)
 	i := s.shardOf(hash)
 	sh := &s.shards[i]
@@ -46,7 +57,9 @@ func (s *Store) Open(h *Handle, key []byte, locks *Locks) {
 	if locked {
 		sh.mu.Lock()
 	}
-	now := s.Now()
+	if !given {
+		now = s.Now()
+	}
 	*h = Handle{s: s, sh: sh, locks: locks, key: key, hash: hash, now: now, idx: noIdx, si: int32(i), locked: locked}
 	idx := sh.lookup(key, uint32(hash))
 	if idx == noIdx {
