@@ -19,11 +19,12 @@ import (
 // the server makes, and its heap stays small. The store's memory accounting
 // (Config.MaxMemory, INFO used_memory) and the process's RSS are unchanged.
 //
-// Smaller blocks (the first pages, tables and chunks of a small shard) stay
-// on the heap: a mapping costs a system call and at least a page. Where
+// Smaller blocks (the first page, table and chunk of a small shard, while
+// under 16 KiB) stay on the heap: a mapping costs a system call and at
+// least a page. Where
 // mappings are unavailable, or the system refuses one, blocks come from
 // the heap.
-const offHeapMin = 64 << 10
+const offHeapMin = 16 << 10
 
 // mapped records the live mappings by base address, so that a block is
 // unmapped only if it was mapped (a block that fell back to the heap is

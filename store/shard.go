@@ -135,7 +135,12 @@ func (sh *shard) newEntry() uint32 {
 	}
 	page := sh.pages[p]
 	if len(page) == cap(page) {
-		grown := allocBlock[entry](min(2*cap(page), pageSize), &sh.offHeap)[:len(page)]
+		n := min(2*cap(page), pageSize)
+		if canMap && n*int(unsafe.Sizeof(entry{})) >= offHeapMin {
+			// Off the heap, a whole page costs memory only as it fills.
+			n = pageSize
+		}
+		grown := allocBlock[entry](n, &sh.offHeap)[:len(page)]
 		copy(grown, page)
 		freeBlock(page, &sh.offHeap)
 		page = grown
@@ -231,6 +236,11 @@ func (sh *shard) link(tag uint32, idx uint32, class uint8, loc uint32) {
 
 // moved records in the table that entry idx's record is now class and loc.
 func (sh *shard) moved(tag uint32, idx uint32, class uint8, loc uint32) {
+	sh.table[sh.find(tag, idx)].at = slotAt(class, loc)
+}
+
+// find returns the table slot of entry idx, whose key has tag.
+func (sh *shard) find(tag uint32, idx uint32) int {
 	t := sh.table
 	n := len(t)
 	want := uint64(tag)<<32 | uint64(idx+1)
@@ -240,7 +250,7 @@ func (sh *shard) moved(tag uint32, idx uint32, class uint8, loc uint32) {
 			i = 0
 		}
 	}
-	t[i].at = slotAt(class, loc)
+	return i
 }
 
 func place(t []islot, v islot) {
@@ -259,13 +269,7 @@ func place(t []islot, v islot) {
 func (sh *shard) unlink(tag uint32, idx uint32) {
 	t := sh.table
 	n := len(t)
-	want := uint64(tag)<<32 | uint64(idx+1)
-	i := home(tag, n)
-	for t[i].key != want {
-		if i++; i == n {
-			i = 0
-		}
-	}
+	i := sh.find(tag, idx)
 	for j := i; ; {
 		if j++; j == n {
 			j = 0
