@@ -1,10 +1,7 @@
 package resp
 
 import (
-	"context"
 	"io"
-	"log/slog"
-	"net"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -128,21 +125,7 @@ func TestEventLoopCount(t *testing.T) {
 		}
 	}
 
-	n, err := node.New(node.Config{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(n, Config{Listener: ln, Logger: slog.New(slog.DiscardHandler), EventLoops: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.Attach(s)
-	n.Start()
-	t.Cleanup(func() { n.Close(context.Background()) })
+	_, s := startServer(t, node.Config{}, Config{EventLoops: 3})
 	seen := map[*loop]bool{}
 	for range 6 {
 		c := dial(t, s)

@@ -23,6 +23,13 @@ import (
 // startNode runs a node with a RESP server on a free loopback port.
 func startNode(t testing.TB, cfg node.Config) (*node.Node, *Server) {
 	t.Helper()
+	return startServer(t, cfg, Config{})
+}
+
+// startServer is startNode with the server's Config (its Listener and
+// Logger are filled in).
+func startServer(t testing.TB, cfg node.Config, scfg Config) (*node.Node, *Server) {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -34,7 +41,8 @@ func startNode(t testing.TB, cfg node.Config) (*node.Node, *Server) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(n, Config{Listener: ln, Logger: cfg.Logger})
+	scfg.Listener, scfg.Logger = ln, cfg.Logger
+	s, err := New(n, scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
