@@ -100,7 +100,7 @@ var optionTable = []option{
 		}},
 	{"requirepass", "", "password clients must send with AUTH; empty means no password",
 		func(o *options, v string) error { o.requirePass = v; return nil }},
-	{"event-loops", "0", "event loops serving plaintext RESP clients (on Linux); 0: one per core but one, and at least one",
+	{"event-loops", "0", "event loops serving plaintext RESP clients (on Linux); 0: one per core Sluice may use (GOMAXPROCS)",
 		func(o *options, v string) (err error) { o.eventLoops, err = parseInt(v, 0, 1024); return }},
 	{"maxclients", "10000", "most client connections served at once",
 		func(o *options, v string) (err error) { o.maxClients, err = parseInt(v, 1, 1<<30); return }},

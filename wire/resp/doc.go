@@ -5,7 +5,7 @@
 //	n.Attach(srv) // n.Start serves it, n.Close drains it
 //
 // On Linux, plaintext connections are served by a few event loops
-// (Config.EventLoops; by default one per P but one), as Redis serves its
+// (Config.EventLoops; by default one per P), as Redis serves its
 // clients: each waits on many sockets with epoll, reads what a ready client sent, runs its requests and writes the replies,
 // then goes on to the next, so that an unpipelined request costs one read
 // and one write and no goroutine switch. TLS connections, and connections

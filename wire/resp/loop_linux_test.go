@@ -113,10 +113,10 @@ func TestEventLoopStuckTurn(t *testing.T) {
 }
 
 // TestEventLoopCount: Config.EventLoops sets how many loops serve the
-// plaintext connections, which are spread over all of them; by default a
-// server leaves one P to the rest of the process.
+// plaintext connections, which are spread over all of them; by default
+// there is one per P.
 func TestEventLoopCount(t *testing.T) {
-	for _, tc := range []struct{ procs, want int }{{1, 1}, {2, 1}, {8, 7}} {
+	for _, tc := range []struct{ procs, want int }{{1, 1}, {2, 2}, {8, 8}} {
 		old := runtime.GOMAXPROCS(tc.procs)
 		got := DefaultEventLoops()
 		runtime.GOMAXPROCS(old)

@@ -58,14 +58,18 @@ type Config struct {
 }
 
 // DefaultEventLoops is the number of event loops a Server runs unless
-// Config.EventLoops says otherwise: one per P (GOMAXPROCS) but one, and at
-// least one. The P left over runs everything else: TLS and FlatBuffers
-// connections, replication, the cluster, the garbage collector. Busy loops
-// on every core would also compete for it with whatever shares the machine
-// (a client, a load generator); on two cores that made the slowest 1% of
-// pipelined replies 3 times slower than with one loop, for 10 to 20% more
-// throughput. Redis's advice for its I/O threads is the same: leave a core.
-func DefaultEventLoops() int { return max(1, runtime.GOMAXPROCS(0)-1) }
+// Config.EventLoops says otherwise: one per P (GOMAXPROCS), so that the
+// cores the process may use are the cores its loops run on. The loops park
+// in the netpoller when idle, so the process's other goroutines (TLS and
+// FlatBuffers connections, replication, the cluster, the garbage
+// collector) share the same Ps. On a machine shared with other programs
+// (clients, a load generator), cap GOMAXPROCS at the cores Sluice should
+// take: on two cores shared with redis-benchmark, one loop on one P gave
+// replies as fast as Redis's at every percentile, while two loops on two
+// Ps made the slowest 1% of pipelined replies 3 to 6 times slower, and one
+// loop beside an idle P (where the runtime starts a spinning thread on
+// every wake-up) 10 to 35% slower.
+func DefaultEventLoops() int { return runtime.GOMAXPROCS(0) }
 
 // Server serves a node to RESP clients. It implements node.Server: attach it
 // with Node.Attach and the node serves and closes it, or call Serve and
