@@ -104,7 +104,8 @@ func run() error {
 	flag.IntVar(&h.clientProcs, "client-procs", 1, "GOMAXPROCS of the harness, whose load generator then uses as many cores as redis-benchmark (one)")
 	flag.StringVar(&h.profileDir, "profile", "", "record the first run of each side of each workload with perf into this directory (the report then goes there too, unless -out says otherwise)")
 	var sluiceEnv string
-	flag.StringVar(&sluiceEnv, "sluice-env", "", "environment variables for Sluice, space-separated, e.g. 'GOGC=200 GOMAXPROCS=1', to try runtime settings")
+	flag.StringVar(&sluiceEnv, "sluice-env", "GOMAXPROCS=1", "environment variables for Sluice, space-separated, e.g. 'GOGC=200 GOMAXPROCS=2', to try runtime settings. "+
+		"The default gives Sluice one core, as Redis serves commands on one thread, and leaves the other to the load generator (see README: Threads and memory)")
 	flag.StringVar(&out, "out", "", "report path without extension (default bench/results/latest, or bench/results/quick with -quick)")
 	flag.Parse()
 	set := map[string]bool{}

@@ -211,10 +211,12 @@ func (r *report) markdown(chart, notes string) []byte {
 	p("| load average (1, 5, 15 min) | %s at the start, %s at the end |\n", m.load0, m.load1)
 	p("| Go | %s |\n", m.goVersion)
 	p("| Redis | %s (Debian's redis-server: `--save '' --appendonly no`, otherwise defaults) |\n", m.redisVersion)
-	p("| Sluice | %s (defaults: no memory limit, GOGC 100) |\n\n", r.sluice)
+	p("| Sluice | %s (otherwise defaults: no memory limit, GOGC 100, one event loop per P) |\n\n", r.sluice)
 	p("The machine is shared, and other users' builds and tests ran alongside: only the ratios of runs made " +
 		"one after the other mean anything, and the range after each ratio is that of the individual pairs. " +
-		"The load generator runs on the same two cores as the server it drives.\n\n")
+		"The load generator runs on the same two cores as the server it drives. " +
+		"With GOMAXPROCS=1, Sluice takes one core, as Redis runs its commands on one thread, and leaves the other to the load generator; " +
+		"with both cores, Sluice and the load generator compete for them and Sluice's tail latency suffers (see analysis.md).\n\n")
 
 	p("## Targets\n\n| workload | Sluice | baseline | ratio | target | verdict |\n|---|--:|--:|--:|---|---|\n")
 	for _, row := range r.rows() {
