@@ -294,6 +294,18 @@ func (c *conn) turn(lim node.Limits) (end, bool) {
 	if c.throttled {
 		return 0, true
 	}
+	if c.onLoop {
+		// An event loop writes the replies of a round's turns once it
+		// has read and run all of them (see loop.flushTurns), as Redis
+		// does; afterTurn runs then.
+		return 0, true
+	}
+	return c.afterTurn()
+}
+
+// afterTurn sends a turn's replies and decides whether the connection
+// goes on.
+func (c *conn) afterTurn() (end, bool) {
 	c.flush(true)
 	if c.killed.Load() {
 		return endLast, false

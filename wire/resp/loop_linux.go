@@ -159,6 +159,7 @@ type loop struct {
 
 	// Guarded by own.
 	conns  []*conn   // by descriptor
+	unsent []*conn   // connections whose turn's replies wait for flushTurns
 	n      int       // connections served
 	wakeAt time.Time // no read deadline falls before it; zero for none
 	events [128]syscall.EpollEvent
@@ -243,6 +244,7 @@ func (l *loop) post(c *conn, op postOp) bool {
 func (l *loop) run(gen uint64) {
 	l.own.Lock()
 	for {
+		l.flushTurns()
 		if !l.wakeAt.Equal(l.set) {
 			l.ep.SetReadDeadline(l.wakeAt)
 			l.set = l.wakeAt
@@ -257,6 +259,7 @@ func (l *loop) run(gen uint64) {
 		for i := range l.got {
 			fd := int(l.events[i].Fd)
 			if fd == l.evfd {
+				l.flushTurns() // before a quit ends the connections
 				if l.takePosted() {
 					l.own.Unlock()
 					l.closeFDs()
@@ -276,6 +279,24 @@ func (l *loop) run(gen uint64) {
 			}
 		}
 	}
+}
+
+// flushTurns sends the replies of the turns run since it last ran: a loop
+// reads and runs every ready client's requests, then writes all their
+// replies, as Redis's event loop does, so that the clients served first in
+// a round do not have their next requests read before the last ones are
+// answered. Called holding own.
+func (l *loop) flushTurns() {
+	for i, c := range l.unsent {
+		l.unsent[i] = nil
+		if !l.owns(c) {
+			continue // ended meanwhile: its goroutine sends what it owes
+		}
+		if why, ok := c.afterTurn(); !ok {
+			l.end(c, why)
+		}
+	}
+	l.unsent = l.unsent[:0]
 }
 
 // A turn may wait: a command forwarded to the slot's owner, or the
@@ -480,6 +501,10 @@ func (l *loop) serve(c *conn, readable bool, gen uint64) bool {
 		case c.throttled:
 			c.hand <- handoff{}
 		default:
+			if why, ok := c.afterTurn(); !ok {
+				c.hand <- handoff{why: why, ended: true}
+				break
+			}
 			c.readBy = c.readDeadline(lim.IdleTimeout)
 			if !l.post(c, opAdd) {
 				c.hand <- handoff{why: endShutdown, ended: true}
@@ -497,6 +522,7 @@ func (l *loop) serve(c *conn, readable bool, gen uint64) bool {
 	default:
 		c.readBy = c.readDeadline(lim.IdleTimeout)
 		l.track(c)
+		l.unsent = append(l.unsent, c)
 	}
 	return true
 }
