@@ -3,7 +3,6 @@ package node
 import (
 	"time"
 
-	"github.com/sluicedb/sluice/ring"
 )
 
 // FastBatch runs the fast-path reads of one request of a protocol server
@@ -126,21 +125,7 @@ func (b *FastBatch) enter(cache bool, key []byte) (FastResult, bool) {
 			return FastResult{Status: FastSlow}, false // Exec answers NOPERM
 		}
 	}
-	c := b.c
-	if cl := c.n.cluster; cl != nil {
-		t := cl.Table()
-		if t == nil {
-			return FastResult{Status: FastSlow}, false // Exec answers CLUSTERDOWN
-		}
-		slot := ring.KeySlot(key)
-		if owner := t.Owner(slot); owner != c.n.id {
-			if b.follows {
-				return FastResult{Status: FastMoved, Slot: slot, Owner: owner}, false
-			}
-			return FastResult{Status: FastSlow}, false // Exec forwards it
-		}
-	}
-	return FastResult{}, true
+	return b.c.fastRoute(key, b.follows)
 }
 
 // Get runs GET key as FastGet does, counting it in the batch.

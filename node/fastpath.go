@@ -219,18 +219,27 @@ func (c *Client) fastEnter(cmd *Command, key []byte) (FastResult, bool) {
 	if cmd.Flags&flagDenyOOM != 0 && c.n.overMemory() {
 		return FastResult{Status: FastSlow}, false
 	}
-	if cl := c.n.cluster; cl != nil {
-		t := cl.Table()
-		if t == nil {
-			return FastResult{Status: FastSlow}, false // Exec answers CLUSTERDOWN
+	return c.fastRoute(key, c.followsRedirects())
+}
+
+// fastRoute reports whether key's slot is this node's, so that the fast
+// path may run it here; otherwise the result says what to do: redirect a
+// client that follows redirects, or decline so that Exec forwards it.
+func (c *Client) fastRoute(key []byte, follows bool) (FastResult, bool) {
+	cl := c.n.cluster
+	if cl == nil {
+		return FastResult{}, true
+	}
+	t := cl.Table()
+	if t == nil {
+		return FastResult{Status: FastSlow}, false // Exec answers CLUSTERDOWN
+	}
+	slot := ring.KeySlot(key)
+	if owner := t.Owner(slot); owner != c.n.id {
+		if follows {
+			return FastResult{Status: FastMoved, Slot: slot, Owner: owner}, false
 		}
-		slot := ring.KeySlot(key)
-		if owner := t.Owner(slot); owner != c.n.id {
-			if c.followsRedirects() {
-				return FastResult{Status: FastMoved, Slot: slot, Owner: owner}, false
-			}
-			return FastResult{Status: FastSlow}, false // Exec forwards it
-		}
+		return FastResult{Status: FastSlow}, false // Exec forwards it
 	}
 	return FastResult{}, true
 }
