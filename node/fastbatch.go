@@ -2,7 +2,6 @@ package node
 
 import (
 	"time"
-
 )
 
 // FastBatch runs the fast-path reads of one request of a protocol server
