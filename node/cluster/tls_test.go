@@ -119,23 +119,43 @@ func mustTLS(t testing.TB, n Network, files TLSFiles, log *slog.Logger) Network 
 
 // recordingNetwork is a Network that keeps a copy of every byte written on
 // the cluster port's connections, dialed and accepted: what an observer on
-// the wire would see.
+// the wire would see. Each connection's bytes are kept apart, in order, so
+// that a marker written across two writes is not split by another
+// connection's, and recorded before they are sent, so that whatever a peer
+// has received (and answered) is in the recording.
 type recordingNetwork struct {
 	Network
-	mu      sync.Mutex
-	written bytes.Buffer
+	mu    sync.Mutex
+	conns []*bytes.Buffer
 }
 
-func (r *recordingNetwork) record(p []byte) {
+// stream returns a new connection's recording.
+func (r *recordingNetwork) stream() *bytes.Buffer {
 	r.mu.Lock()
-	r.written.Write(p)
+	defer r.mu.Unlock()
+	b := &bytes.Buffer{}
+	r.conns = append(r.conns, b)
+	return b
+}
+
+func (r *recordingNetwork) record(b *bytes.Buffer, p []byte) {
+	r.mu.Lock()
+	b.Write(p)
 	r.mu.Unlock()
 }
 
+// bytes returns every connection's recording, one after the other, each
+// followed by a zero byte; nil when nothing was written.
 func (r *recordingNetwork) bytes() []byte {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return bytes.Clone(r.written.Bytes())
+	var all []byte
+	for _, b := range r.conns {
+		if b.Len() > 0 {
+			all = append(append(all, b.Bytes()...), 0)
+		}
+	}
+	return all
 }
 
 func (r *recordingNetwork) Listen(addr string) (net.Listener, error) {
@@ -151,7 +171,7 @@ func (r *recordingNetwork) Dial(ctx context.Context, addr string) (net.Conn, err
 	if err != nil {
 		return nil, err
 	}
-	return &recordingConn{Conn: c, r: r}, nil
+	return &recordingConn{Conn: c, r: r, b: r.stream()}, nil
 }
 
 type recordingListener struct {
@@ -164,18 +184,18 @@ func (l *recordingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &recordingConn{Conn: c, r: l.r}, nil
+	return &recordingConn{Conn: c, r: l.r, b: l.r.stream()}, nil
 }
 
 type recordingConn struct {
 	net.Conn
 	r *recordingNetwork
+	b *bytes.Buffer // this connection's recording
 }
 
 func (c *recordingConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.r.record(p[:n])
-	return n, err
+	c.r.record(c.b, p)
+	return c.Conn.Write(p)
 }
 
 // startLoopbackWith starts nodes named ids on 127.0.0.1 with real sockets,
