@@ -3,6 +3,7 @@ package resp
 import (
 	"io"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -139,5 +140,67 @@ func TestEventLoopCount(t *testing.T) {
 	}
 	if len(s.loops.all) != 3 || len(seen) != 3 {
 		t.Fatalf("%d loops, %d of them serving 6 connections; want 3 and 3", len(s.loops.all), len(seen))
+	}
+}
+
+// TestEventLoopRepliesAfterRound: a loop runs the requests of every client
+// ready in a round before it writes any of their replies, as Redis's event
+// loop does, and then every client gets its reply.
+func TestEventLoopRepliesAfterRound(t *testing.T) {
+	n := loopCount
+	t.Cleanup(func() { loopCount, turnHook = n, nil })
+	loopCount = 1
+	// The hook is set before the loop starts (it reads it without a lock);
+	// the connections it watches are filled in once known.
+	var mu sync.Mutex
+	var sg, sa, sb *conn
+	var ga, gb *client
+	var turns []*conn
+	var unsentBefore []int // for each turn of a or b, the other's unsent reply bytes
+	turnHook = func(c *conn) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case c == nil || sg == nil:
+		case c == sg:
+			// During g's turn, a and b send a request each, so that
+			// both are ready in the loop's next round.
+			io.WriteString(ga.nc, "PING\r\n")
+			io.WriteString(gb.nc, "PING\r\n")
+		case c == sa || c == sb:
+			other := sb
+			if c == sb {
+				other = sa
+			}
+			other.mu.Lock()
+			unsentBefore = append(unsentBefore, len(other.w.b))
+			other.mu.Unlock()
+			turns = append(turns, c)
+		}
+	}
+	_, s := startNode(t, node.Config{})
+	g, a, b := dial(t, s), dial(t, s), dial(t, s)
+	cg, ca, cb := connOf(t, s, g), connOf(t, s, a), connOf(t, s, b)
+	mu.Lock()
+	sg, sa, sb, ga, gb = cg, ca, cb, a, b
+	mu.Unlock()
+
+	if got := g.do("PING"); got != "+PONG\r\n" {
+		t.Fatalf("PING: %q", got)
+	}
+	for _, c := range []*client{a, b} {
+		if got, err := readReply(c.r); got != "+PONG\r\n" {
+			t.Fatalf("reply: %q, %v", got, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(turns) != 2 {
+		t.Fatalf("%d turns of the two clients, want 2", len(turns))
+	}
+	// The second turn of the round ran while the first one's reply was
+	// still unsent.
+	if unsentBefore[1] == 0 {
+		t.Fatalf("the first client's reply was written before the second client's turn (unsent: %v)", unsentBefore)
 	}
 }
