@@ -1,8 +1,6 @@
 package node
 
-import (
-	"time"
-)
+import "time"
 
 // FastBatch runs the fast-path reads of one request of a protocol server
 // (GET and CACHE.GET, as FastGet and FastCacheGet) and pays what does not

@@ -236,13 +236,10 @@ func recKey(rec []byte) []byte {
 	return rec[off : off+int(w&^recCacheBit)]
 }
 
-// markCache sets or clears the record's cache bit.
-func markCache(rec []byte, on bool) {
-	w := binary.LittleEndian.Uint32(rec[0:4]) &^ recCacheBit
-	if on {
-		w |= recCacheBit
-	}
-	binary.LittleEndian.PutUint32(rec[0:4], w)
+// markCache sets the record's cache bit: cache metadata now follows its
+// header (writeHeader sets or clears it for a new record).
+func markCache(rec []byte) {
+	binary.LittleEndian.PutUint32(rec[0:4], binary.LittleEndian.Uint32(rec[0:4])|recCacheBit)
 }
 func recValLen(rec []byte) int { return int(binary.LittleEndian.Uint32(rec[4:8])) }
 func setValLen(rec []byte, n int) {

@@ -18,7 +18,8 @@
 // shard instead of an object per key:
 //
 //   - the index: an open-addressing table of 16-byte slots (hash tag, entry
-//     index, the record's place), linear probing, backward-shift deletion (see shard);
+//     index, the record's place), linear probing, backward-shift deletion
+//     (see shard);
 //   - the entries: 32-byte structs in pages of 2048, with expiry, version,
 //     kind, cluster slot, LRU clock, LFU counter and the record's location;
 //     an entry's index never changes while it lives, which the Scan cursor

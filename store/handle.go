@@ -39,26 +39,19 @@ type Handle struct {
 // keeps key until Close, so key escapes to the heap: Open allocates nothing
 // when key already lives there (a parsed command argument does).
 func (s *Store) Open(h *Handle, key []byte, locks *Locks) {
-	s.open(h, key, locks, 0, false)
+	s.OpenAt(h, key, locks, s.Now())
 }
 
 // OpenAt is Open at the time now (Unix ms, as Store.Now returns), for a
 // caller running a batch of operations that share one reading of the
 // clock. now should be recent: keys whose expiry falls after it are served.
 func (s *Store) OpenAt(h *Handle, key []byte, locks *Locks, now int64) {
-	s.open(h, key, locks, now, true)
-}
-
-func (s *Store) open(h *Handle, key []byte, locks *Locks, now int64, given bool) {
 	hash := xxhash.Sum64(key)
 	i := s.shardOf(hash)
 	sh := &s.shards[i]
 	locked := !locks.has(i)
 	if locked {
 		sh.mu.Lock()
-	}
-	if !given {
-		now = s.Now()
 	}
 	*h = Handle{s: s, sh: sh, locks: locks, key: key, hash: hash, now: now, idx: noIdx, si: int32(i), locked: locked}
 	idx := sh.lookup(key, uint32(hash))
@@ -399,7 +392,7 @@ func (h *Handle) addCache(e *entry, c *Cache) error {
 		copy(rec[hdrSize+cacheSize+klen:], rec[hdrSize+klen:hdrSize+klen+vlen])
 		copy(rec[hdrSize+cacheSize:], h.key)
 		putCache(rec, c)
-		markCache(rec, true)
+		markCache(rec)
 		e.flags |= flagCache
 		return nil
 	}
@@ -410,7 +403,7 @@ func (h *Handle) addCache(e *entry, c *Cache) error {
 	copy(nrec[hdrSize+cacheSize+klen:], nrec[hdrSize+klen:hdrSize+klen+vlen])
 	copy(nrec[hdrSize+cacheSize:], h.key)
 	putCache(nrec, c)
-	markCache(nrec, true)
+	markCache(nrec)
 	e.flags |= flagCache
 	sh.arena.release(old.class, old.loc)
 	return nil

@@ -21,9 +21,8 @@ import (
 //
 // Smaller blocks (the first page, table and chunk of a small shard, while
 // under 16 KiB) stay on the heap: a mapping costs a system call and at
-// least a page. Where
-// mappings are unavailable, or the system refuses one, blocks come from
-// the heap.
+// least a page. Where mappings are unavailable, or the system refuses one,
+// blocks come from the heap.
 const offHeapMin = 16 << 10
 
 // mapped records the live mappings by base address, so that a block is

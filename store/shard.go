@@ -51,8 +51,9 @@ const (
 // The index is an open-addressing table with linear probing: each 16-byte
 // slot holds the low 32 bits of the key's hash (the tag), the entry index + 1
 // (0 for an empty slot) and where the record is (see islot). A lookup
-// compares tags first and reads a record only on a tag match. The home slot is the tag scaled to the table size (Lemire's
-// multiply-shift), so the table may have any size: it grows by half when 80%
+// compares tags first and reads a record only on a tag match. The home slot
+// is the tag scaled to the table size (Lemire's multiply-shift), so the
+// table may have any size: it grows by half when 80%
 // full and halves when under 20% full. Deletion shifts the following cluster
 // back (no tombstones), so probe lengths never degrade.
 type shard struct {

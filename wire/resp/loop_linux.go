@@ -37,9 +37,6 @@ import (
 // not woken for it too. Reads and writes then use the descriptor directly
 // (fdConn).
 
-// loopCount, when set by a test, overrides the server's number of loops.
-var loopCount = 0
-
 // loops are a server's event loops, started with the first connection.
 type loops struct {
 	once sync.Once
@@ -60,10 +57,7 @@ func newLoops() *loops { return &loops{wake: make(chan struct{}, 1)} }
 // pick returns the loop for a new connection, nil when there is none.
 func (ls *loops) pick(s *Server) *loop {
 	ls.once.Do(func() {
-		n := loopCount
-		if n <= 0 {
-			n = s.nloops
-		}
+		n := s.nloops
 		for range n {
 			l, err := newLoop(s)
 			if err != nil {

@@ -2,7 +2,6 @@ package resp
 
 import (
 	"io"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,7 @@ import (
 // event loops, with their sockets out of Go's netpoller, and that closing
 // the server stops the loops.
 func TestEventLoop(t *testing.T) {
-	_, s := startNode(t, node.Config{})
+	_, s := startServer(t, node.Config{}, Config{EventLoops: 1})
 	a, b := dial(t, s), dial(t, s)
 	for _, c := range []*client{a, b} {
 		if got := c.do("PING"); got != "+PONG\r\n" {
@@ -58,17 +57,15 @@ func TestEventLoop(t *testing.T) {
 // clients of its loop are served meanwhile, and that the waiting client
 // gets its reply and is served by the loop again afterwards.
 func TestEventLoopStuckTurn(t *testing.T) {
-	// Restored after the server closes (cleanups run last first).
-	n := loopCount
-	t.Cleanup(func() { loopCount, turnHook = n, nil })
-	loopCount = 1
+	// Reset after the server closes (cleanups run last first).
+	t.Cleanup(func() { turnHook = nil })
 	var slow atomic.Pointer[conn]
 	turnHook = func(c *conn) {
 		if slow.CompareAndSwap(c, nil) {
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
-	_, s := startNode(t, node.Config{})
+	_, s := startServer(t, node.Config{}, Config{EventLoops: 1})
 	a, b := dial(t, s), dial(t, s)
 	a.do("PING")
 	b.do("PING")
@@ -114,18 +111,8 @@ func TestEventLoopStuckTurn(t *testing.T) {
 }
 
 // TestEventLoopCount: Config.EventLoops sets how many loops serve the
-// plaintext connections, which are spread over all of them; by default
-// there is one per P.
+// plaintext connections, which are spread over all of them.
 func TestEventLoopCount(t *testing.T) {
-	for _, tc := range []struct{ procs, want int }{{1, 1}, {2, 2}, {8, 8}} {
-		old := runtime.GOMAXPROCS(tc.procs)
-		got := DefaultEventLoops()
-		runtime.GOMAXPROCS(old)
-		if got != tc.want {
-			t.Errorf("GOMAXPROCS %d: DefaultEventLoops %d, want %d", tc.procs, got, tc.want)
-		}
-	}
-
 	_, s := startServer(t, node.Config{}, Config{EventLoops: 3})
 	seen := map[*loop]bool{}
 	for range 6 {
@@ -147,9 +134,7 @@ func TestEventLoopCount(t *testing.T) {
 // ready in a round before it writes any of their replies, as Redis's event
 // loop does, and then every client gets its reply.
 func TestEventLoopRepliesAfterRound(t *testing.T) {
-	n := loopCount
-	t.Cleanup(func() { loopCount, turnHook = n, nil })
-	loopCount = 1
+	t.Cleanup(func() { turnHook = nil })
 	// The hook is set before the loop starts (it reads it without a lock);
 	// the connections it watches are filled in once known.
 	var mu sync.Mutex
@@ -178,7 +163,7 @@ func TestEventLoopRepliesAfterRound(t *testing.T) {
 			turns = append(turns, c)
 		}
 	}
-	_, s := startNode(t, node.Config{})
+	_, s := startServer(t, node.Config{}, Config{EventLoops: 1})
 	g, a, b := dial(t, s), dial(t, s), dial(t, s)
 	cg, ca, cb := connOf(t, s, g), connOf(t, s, a), connOf(t, s, b)
 	mu.Lock()
